@@ -1,0 +1,83 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// One set of settings for every target, as Hummingbird does: existentials spelled out,
+/// imports visible only where they are declared, and internal imports unless made public.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Provenance",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "provenance", targets: ["provenance"]),
+        .library(name: "ProvenanceCore", targets: ["ProvenanceCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C → git wrapper → core → CLI; nothing imports upwards.
+        .systemLibrary(
+            name: "CGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        .target(
+            name: "GitKit",
+            dependencies: ["CGit2"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ProvenanceCore",
+            dependencies: [
+                "GitKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ProvenanceCLI",
+            dependencies: [
+                "ProvenanceCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "provenance",
+            dependencies: [
+                "ProvenanceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ProvenanceTestSupport",
+            dependencies: ["ProvenanceCore", "GitKit"],
+            path: "Tests/ProvenanceTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GitKitTests",
+            dependencies: ["GitKit", "ProvenanceTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProvenanceCoreTests",
+            dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProvenanceCLITests",
+            dependencies: ["ProvenanceCLI", "ProvenanceTestSupport", "provenance"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

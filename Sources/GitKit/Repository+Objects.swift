@@ -1,0 +1,310 @@
+internal import CGit2
+public import Foundation
+
+/// File modes git records in trees.
+public enum FileMode: UInt32, Sendable {
+    case blob = 0o100644
+    case executable = 0o100755
+    case symlink = 0o120000
+    case tree = 0o040000
+    case submodule = 0o160000
+}
+
+/// One file of a tree, listed recursively: its path from the tree's root, blob id and mode.
+public struct TreeFile: Hashable, Sendable {
+    public var path: String
+    public var id: ObjectID
+    public var mode: FileMode
+}
+
+/// A commit as read from the object database.
+public struct Commit: Sendable {
+    public let id: ObjectID
+    public let tree: ObjectID
+    public let parents: [ObjectID]
+    public let author: Signature
+    public let committer: Signature
+    public let message: String
+
+    /// The first line of the message.
+    public var summary: String {
+        String(message.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+    }
+}
+
+extension Repository {
+    private func withODB<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        var odb: OpaquePointer?
+        try check("git_repository_odb", git_repository_odb(&odb, pointer))
+        defer { git_odb_free(odb) }
+        guard let odb else { throw GitError(function: "git_repository_odb", message: "no object database") }
+        return try body(odb)
+    }
+
+    // MARK: Blobs
+
+    /// Writes the file at `url` as a blob, streaming it in chunks so memory does not grow with
+    /// its size. `observe` sees every chunk as it is written (to hash it in the same pass).
+    ///
+    /// - Returns: the blob id and the number of bytes written.
+    public func writeBlob(fromFile url: URL, observe: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> (id: ObjectID, size: UInt64) {
+        let handle: FileHandle
+        do { handle = try FileHandle(forReadingFrom: url) } catch {
+            throw GitError(function: "open", message: "cannot read \(url.path): \(error.localizedDescription)")
+        }
+        defer { try? handle.close() }
+        let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
+        let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+        return try withODB { odb in
+            var stream: UnsafeMutablePointer<git_odb_stream>?
+            try check("git_odb_open_wstream", git_odb_open_wstream(&stream, odb, git_object_size_t(size), GIT_OBJECT_BLOB))
+            defer { git_odb_stream_free(stream) }
+            var written: UInt64 = 0
+            let chunkSize = 1 << 20
+            while true {
+                let chunk = try autoreleasepoolCompat { try handle.read(upToCount: chunkSize) ?? Data() }
+                if chunk.isEmpty { break }
+                written += UInt64(chunk.count)
+                if written > size {
+                    throw GitError(function: "git_odb_stream_write", message: "\(url.path) grew while it was being read")
+                }
+                try chunk.withUnsafeBytes { raw in
+                    observe(raw)
+                    let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                    try check("git_odb_stream_write", git_odb_stream_write(stream, base, raw.count))
+                }
+            }
+            if written != size {
+                throw GitError(function: "git_odb_stream_finalize_write", message: "\(url.path) changed size while it was being read")
+            }
+            var oid = git_oid()
+            try check("git_odb_stream_finalize_write", git_odb_stream_finalize_write(&oid, stream))
+            return (ObjectID(oid), written)
+        }
+    }
+
+    /// Writes `data` as a blob.
+    public func writeBlob(_ data: Data) throws -> ObjectID {
+        var oid = git_oid()
+        try data.withUnsafeBytes { raw in
+            try check("git_blob_create_from_buffer", git_blob_create_from_buffer(&oid, pointer, raw.baseAddress, raw.count))
+        }
+        return ObjectID(oid)
+    }
+
+    /// The size of blob `id` in bytes, read from its header without loading it.
+    public func blobSize(_ id: ObjectID) throws -> UInt64 {
+        try withODB { odb in
+            var oid = id.oid
+            var size = 0
+            var type = GIT_OBJECT_INVALID
+            try check("git_odb_read_header", git_odb_read_header(&size, &type, odb, &oid))
+            return UInt64(size)
+        }
+    }
+
+    /// Reads blob `id` whole. Use `readBlob(_:chunk:)` for content that may be large.
+    public func readBlob(_ id: ObjectID) throws -> Data {
+        var blob: OpaquePointer?
+        var oid = id.oid
+        try check("git_blob_lookup", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let content = git_blob_rawcontent(blob) else { return Data() }
+        return Data(bytes: content, count: size)
+    }
+
+    /// Reads blob `id` in chunks. Loose objects are streamed; packed objects are read whole
+    /// by libgit2 (its pack backend has no read stream) and handed over in chunks.
+    public func readBlob(_ id: ObjectID, chunk: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let streamed: Bool = try withODB { odb in
+            var stream: UnsafeMutablePointer<git_odb_stream>?
+            var length = 0
+            var type = GIT_OBJECT_INVALID
+            var oid = id.oid
+            guard git_odb_open_rstream(&stream, &length, &type, odb, &oid) == 0, let stream else {
+                git_error_clear()
+                return false
+            }
+            defer { git_odb_stream_free(stream) }
+            var buffer = [CChar](repeating: 0, count: 1 << 20)
+            var total = 0
+            while total < length {
+                let count = buffer.withUnsafeMutableBufferPointer { git_odb_stream_read(stream, $0.baseAddress, $0.count) }
+                try check("git_odb_stream_read", count)
+                if count == 0 { break }
+                total += Int(count)
+                try buffer.withUnsafeBytes { try chunk(UnsafeRawBufferPointer(rebasing: $0.prefix(Int(count)))) }
+            }
+            return true
+        }
+        if streamed { return }
+        var blob: OpaquePointer?
+        var oid = id.oid
+        try check("git_blob_lookup", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let content = git_blob_rawcontent(blob) else { return }
+        var offset = 0
+        while offset < size {
+            let count = min(1 << 20, size - offset)
+            try chunk(UnsafeRawBufferPointer(start: content + offset, count: count))
+            offset += count
+        }
+    }
+
+    /// True when libgit2 judges blob `id` binary (a NUL byte or too many non-printable bytes
+    /// near its start), the same heuristic git uses.
+    public func isBinaryBlob(_ id: ObjectID) throws -> Bool {
+        var blob: OpaquePointer?
+        var oid = id.oid
+        try check("git_blob_lookup", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        return git_blob_is_binary(blob) == 1
+    }
+
+    // MARK: Trees
+
+    /// Every file of tree `id`, recursively, with paths relative to the tree's root, in git's order.
+    public func files(inTree id: ObjectID) throws -> [TreeFile] {
+        var result: [TreeFile] = []
+        try collectFiles(inTree: id, prefix: "", into: &result)
+        return result
+    }
+
+    private func collectFiles(inTree id: ObjectID, prefix: String, into result: inout [TreeFile]) throws {
+        var tree: OpaquePointer?
+        var oid = id.oid
+        try check("git_tree_lookup", git_tree_lookup(&tree, pointer, &oid))
+        defer { git_tree_free(tree) }
+        let count = git_tree_entrycount(tree)
+        for index in 0..<count {
+            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let entryID = ObjectID(git_tree_entry_id(entry))
+            let rawMode = git_tree_entry_filemode(entry).rawValue
+            let path = prefix.isEmpty ? name : prefix + "/" + name
+            if rawMode == FileMode.tree.rawValue {
+                try collectFiles(inTree: entryID, prefix: path, into: &result)
+            } else {
+                result.append(TreeFile(path: path, id: entryID, mode: FileMode(rawValue: rawMode) ?? .blob))
+            }
+        }
+    }
+
+    /// The blob at `path` in tree `id`, or nil if there is none.
+    public func blob(atPath path: String, inTree id: ObjectID) throws -> ObjectID? {
+        var tree: OpaquePointer?
+        var oid = id.oid
+        try check("git_tree_lookup", git_tree_lookup(&tree, pointer, &oid))
+        defer { git_tree_free(tree) }
+        var entry: OpaquePointer?
+        let result = git_tree_entry_bypath(&entry, tree, path)
+        if result == GIT_ENOTFOUND.rawValue { return nil }
+        try check("git_tree_entry_bypath", result)
+        defer { git_tree_entry_free(entry) }
+        guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
+        return ObjectID(git_tree_entry_id(entry))
+    }
+
+    // MARK: Commits
+
+    /// Reads commit `id`.
+    public func commit(_ id: ObjectID) throws -> Commit {
+        var commit: OpaquePointer?
+        var oid = id.oid
+        try check("git_commit_lookup", git_commit_lookup(&commit, pointer, &oid))
+        defer { git_commit_free(commit) }
+        let parents = (0..<git_commit_parentcount(commit)).map { ObjectID(git_commit_parent_id(commit, $0)) }
+        return Commit(
+            id: id,
+            tree: ObjectID(git_commit_tree_id(commit)),
+            parents: parents,
+            author: Signature(git_commit_author(commit)),
+            committer: Signature(git_commit_committer(commit)),
+            message: git_commit_message(commit).map { String(cString: $0) } ?? ""
+        )
+    }
+
+    /// Writes a commit object without moving any reference; the caller moves the branch.
+    public func createCommit(tree: ObjectID, parents: [ObjectID], author: Signature, committer: Signature, message: String) throws -> ObjectID {
+        var treeObject: OpaquePointer?
+        var treeOID = tree.oid
+        try check("git_tree_lookup", git_tree_lookup(&treeObject, pointer, &treeOID))
+        defer { git_tree_free(treeObject) }
+        var parentObjects: [OpaquePointer?] = []
+        defer { parentObjects.forEach { git_commit_free($0) } }
+        for parent in parents {
+            var object: OpaquePointer?
+            var oid = parent.oid
+            try check("git_commit_lookup", git_commit_lookup(&object, pointer, &oid))
+            parentObjects.append(object)
+        }
+        var out = git_oid()
+        try author.withGitSignature { authorSig in
+            try committer.withGitSignature { committerSig in
+                try parentObjects.withUnsafeMutableBufferPointer { buffer in
+                    try check("git_commit_create", git_commit_create(
+                        &out, pointer, nil, authorSig, committerSig, nil, message, treeObject,
+                        buffer.count, buffer.baseAddress))
+                }
+            }
+        }
+        return ObjectID(out)
+    }
+
+    // MARK: History
+
+    /// Visits the commits reachable from `tips` but not from `hiding`, newest first in
+    /// topological order (as `git log` lists them). Return false from `body` to stop early.
+    public func walkHistory(from tips: [ObjectID], hiding: [ObjectID] = [], _ body: (ObjectID) throws -> Bool) throws {
+        var walk: OpaquePointer?
+        try check("git_revwalk_new", git_revwalk_new(&walk, pointer))
+        defer { git_revwalk_free(walk) }
+        try check("git_revwalk_sorting", git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue))
+        for tip in tips {
+            var oid = tip.oid
+            try check("git_revwalk_push", git_revwalk_push(walk, &oid))
+        }
+        for hidden in hiding {
+            var oid = hidden.oid
+            try check("git_revwalk_hide", git_revwalk_hide(walk, &oid))
+        }
+        var oid = git_oid()
+        while true {
+            let result = git_revwalk_next(&oid, walk)
+            if result == GIT_ITEROVER.rawValue { return }
+            try check("git_revwalk_next", result)
+            if try !body(ObjectID(oid)) { return }
+        }
+    }
+
+    /// The commits reachable from `tips` but not from `hiding`, newest first.
+    public func history(from tips: [ObjectID], hiding: [ObjectID] = []) throws -> [ObjectID] {
+        var ids: [ObjectID] = []
+        try walkHistory(from: tips, hiding: hiding) { ids.append($0); return true }
+        return ids
+    }
+
+    // MARK: Fetch
+
+    /// Fetches `refspecs` from `url` (a path, `file://` URL or any transport libgit2 supports).
+    public func fetch(from url: String, refspecs: [String]) throws {
+        var remote: OpaquePointer?
+        try check("git_remote_create_anonymous", git_remote_create_anonymous(&remote, pointer, url))
+        defer { git_remote_free(remote) }
+        var options = git_fetch_options()
+        try check("git_fetch_options_init", provenance_git_fetch_options_init(&options))
+        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        var cStrings = refspecs.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        try cStrings.withUnsafeMutableBufferPointer { buffer in
+            var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+            try check("git_remote_fetch", git_remote_fetch(remote, &array, &options, "provenance fetch"))
+        }
+    }
+}
+
+/// Foundation on Linux has no autorelease pool; this keeps the call site portable.
+@inline(__always)
+func autoreleasepoolCompat<T>(_ body: () throws -> T) rethrows -> T { try body() }

@@ -1,0 +1,89 @@
+import ArgumentParser
+import ProvenanceCore
+
+extension Provenance {
+    struct Datasets: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the datasets with their head, commits, contributors and size.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let summaries = try storeOptions.open().datasetSummaries()
+            if output.json { return try Output.json(summaries) }
+            if summaries.isEmpty {
+                print("No datasets yet: `provenance add DATASET PATH... --contributor \"Name <email>\"` creates one.")
+                return
+            }
+            Output.table(["DATASET", "HEAD", "COMMITS", "CONTRIBUTORS", "FILES", "SIZE"], summaries.map {
+                [$0.name, String(($0.head ?? "-").prefix(7)), "\($0.commits)", "\($0.contributors)", "\($0.files)", Output.bytes($0.bytes)]
+            }, rightAligned: [2, 3, 4, 5])
+        }
+    }
+
+    struct Contributors: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List who contributed to a dataset's history (mailmap applied), most commits first.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: "DATASET or DATASET@REV (a commit id, branch or tag; default the head).")
+        var reference: String
+
+        struct Entry: Encodable {
+            var contributor: String
+            var id: String
+            var commits: Int
+        }
+
+        func run() throws {
+            let contributors = try storeOptions.open().contributors(of: RevisionReference(parsing: reference))
+            let entries = contributors.map { Entry(contributor: $0.identity, id: $0.id, commits: $0.commits) }
+            if output.json { return try Output.json(entries) }
+            Output.table(["CONTRIBUTOR", "ID", "COMMITS"], entries.map { [$0.contributor, $0.id, "\($0.commits)"] }, rightAligned: [2])
+        }
+    }
+
+    struct Log: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a dataset's contribution history, newest first, like `git log --oneline` with authors.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: "DATASET or DATASET@REV.")
+        var reference: String
+
+        @Option(name: [.customShort("n"), .long], help: "Show at most this many commits.")
+        var limit: Int?
+
+        func validate() throws {
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() throws {
+            let entries = try storeOptions.open().log(of: RevisionReference(parsing: reference), limit: limit)
+            if output.json { return try Output.json(entries) }
+            for entry in entries {
+                print("\(entry.commit.prefix(7)) \(entry.author) \(entry.summary)")
+            }
+        }
+    }
+
+    struct ManifestCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "manifest",
+            abstract: "Print the canonical SHA-256 manifest of a registered dataset commit.")
+
+        @OptionGroup var storeOptions: StoreOptions
+
+        @Argument(help: "DATASET or DATASET@REV.")
+        var reference: String
+
+        func run() throws {
+            let (_, data) = try storeOptions.open().manifest(of: RevisionReference(parsing: reference))
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}

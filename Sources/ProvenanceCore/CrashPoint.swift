@@ -1,0 +1,18 @@
+import Foundation
+
+/// Named points in multi-step writes where a test may kill the process, to prove that a
+/// crash at any of them leaves the store consistent.
+///
+/// Set `PROVENANCE_CRASH_AT=<point>` to have the process send itself SIGKILL there, which no
+/// cleanup code can intercept. Unset, it costs one environment lookup per write.
+enum CrashPoint: String {
+    case afterObjectsWritten = "after-objects-written"
+    case afterRepositoryCreated = "after-repository-created"
+    case afterReferenceUpdated = "after-reference-updated"
+    case afterIndexCommitted = "after-index-committed"
+
+    func hit() {
+        guard let wanted = ProcessInfo.processInfo.environment["PROVENANCE_CRASH_AT"], wanted == rawValue else { return }
+        kill(getpid(), SIGKILL)
+    }
+}

@@ -1,0 +1,79 @@
+public import Foundation
+
+/// One contributor of a dataset commit's history, after the commit's `.mailmap` is applied.
+public struct ContributorSummary: Codable, Sendable, Equatable {
+    /// The contributor id: the mailmapped email, lowercased.
+    public var id: String
+    /// The mailmapped name of the contributor's newest commit in that history.
+    public var name: String
+    /// The mailmapped email as written in that commit.
+    public var email: String
+    /// Commits authored in the history reachable from the dataset commit.
+    public var commits: Int
+
+    /// `Name <email>`, as `git log --format='%aN <%aE>'` prints it.
+    public var identity: String { "\(name) <\(email)>" }
+}
+
+/// A dataset as the index knows it.
+public struct DatasetRecord: Sendable, Equatable {
+    public var name: String
+    /// The last registered head; nil only for a dataset with no registered commit.
+    public var head: String?
+    public var createdAt: Int64
+}
+
+/// A registered dataset commit: one that `add` wrote or imported, with its manifest.
+public struct RegisteredCommit: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable { case add, `import` }
+
+    public var dataset: String
+    public var commit: String
+    /// The head the commit was registered on top of (nil for the first).
+    public var previousHead: String?
+    public var kind: Kind
+    /// Files and bytes in the commit's whole tree.
+    public var files: Int
+    public var bytes: UInt64
+    public var manifestSHA256: String
+    /// Commits in the history reachable from this commit.
+    public var historyCommits: Int
+    public var registeredAt: Int64
+}
+
+/// Everything a registration writes to the index, applied in one transaction.
+public struct CommitRegistration: Sendable {
+    public var record: RegisteredCommit
+    public var manifest: Data
+    public var contributors: [ContributorSummary]
+    /// SHA-256 and size of blobs hashed on the way, so later manifests need not rehash them.
+    public var blobDigests: [BlobDigest]
+    /// True when this registration creates the dataset.
+    public var createsDataset: Bool
+}
+
+/// A blob's SHA-256 and size, cached by git blob id.
+public struct BlobDigest: Sendable, Equatable {
+    public var blob: String
+    public var sha256: String
+    public var size: UInt64
+}
+
+/// The registry index: what the store knows beyond the git repositories themselves.
+///
+/// Storage sits behind this protocol so that another database can join SQLite without
+/// touching the domain code.
+public protocol RegistryIndex: AnyObject {
+    func dataset(named name: String) throws -> DatasetRecord?
+    func datasets() throws -> [DatasetRecord]
+    func registeredCommit(dataset: String, commit: String) throws -> RegisteredCommit?
+    func registeredCommits(dataset: String) throws -> [RegisteredCommit]
+    func manifest(dataset: String, commit: String) throws -> Data?
+    func contributors(dataset: String, commit: String) throws -> [ContributorSummary]
+    func blobDigests(dataset: String, blobs: [String]) throws -> [String: BlobDigest]
+
+    /// Writes `registration` and moves the dataset's head, all or nothing. `beforeCommit` runs
+    /// inside the transaction, last; if it throws, nothing is written.
+    func register(_ registration: CommitRegistration, beforeCommit: () throws -> Void) throws
+
+}

@@ -1,0 +1,190 @@
+public import Foundation
+import GRDB
+
+/// The embedded registry index: SQLite in WAL mode, through GRDB, with versioned migrations.
+public final class SQLiteRegistryIndex: RegistryIndex {
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    public init(url: URL) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: url.path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "cannot open the registry index \(url.path): \(error.message ?? error.description)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-datasets") { db in
+            try db.create(table: "datasets") { t in
+                t.primaryKey("name", .text)
+                t.column("head", .text)
+                t.column("created_at", .integer).notNull()
+            }
+            try db.create(table: "dataset_commits") { t in
+                t.column("dataset", .text).notNull().references("datasets", onDelete: .cascade)
+                t.column("commit_id", .text).notNull()
+                t.column("previous_head", .text)
+                t.column("kind", .text).notNull()
+                t.column("files", .integer).notNull()
+                t.column("bytes", .integer).notNull()
+                t.column("manifest_sha256", .text).notNull()
+                t.column("manifest", .blob).notNull()
+                t.column("history_commits", .integer).notNull()
+                t.column("registered_at", .integer).notNull()
+                t.primaryKey(["dataset", "commit_id"])
+            }
+            try db.create(table: "commit_contributors") { t in
+                t.column("dataset", .text).notNull()
+                t.column("commit_id", .text).notNull()
+                t.column("contributor_id", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("email", .text).notNull()
+                t.column("commits", .integer).notNull()
+                t.primaryKey(["dataset", "commit_id", "contributor_id"])
+                t.foreignKey(["dataset", "commit_id"], references: "dataset_commits", onDelete: .cascade)
+            }
+            try db.create(table: "blob_digests") { t in
+                t.column("dataset", .text).notNull().references("datasets", onDelete: .cascade)
+                t.column("blob_id", .text).notNull()
+                t.column("sha256", .text).notNull()
+                t.column("size", .integer).notNull()
+                t.primaryKey(["dataset", "blob_id"])
+            }
+        }
+        return migrator
+    }
+
+    /// Runs a read, turning database failures into one-line errors.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index read failed: \(error.message ?? error.description)")
+        }
+    }
+
+    public func dataset(named name: String) throws -> DatasetRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT name, head, created_at FROM datasets WHERE name = ?", arguments: [name])
+                .map(Self.datasetRecord)
+        }
+    }
+
+    public func datasets() throws -> [DatasetRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT name, head, created_at FROM datasets ORDER BY name").map(Self.datasetRecord)
+        }
+    }
+
+    public func registeredCommit(dataset: String, commit: String) throws -> RegisteredCommit? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dataset_commits WHERE dataset = ? AND commit_id = ?", arguments: [dataset, commit])
+                .map(Self.registeredCommit)
+        }
+    }
+
+    public func registeredCommits(dataset: String) throws -> [RegisteredCommit] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM dataset_commits WHERE dataset = ? ORDER BY registered_at, rowid", arguments: [dataset])
+                .map(Self.registeredCommit)
+        }
+    }
+
+    public func manifest(dataset: String, commit: String) throws -> Data? {
+        try read { db in
+            try Data.fetchOne(db, sql: "SELECT manifest FROM dataset_commits WHERE dataset = ? AND commit_id = ?", arguments: [dataset, commit])
+        }
+    }
+
+    public func contributors(dataset: String, commit: String) throws -> [ContributorSummary] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT contributor_id, name, email, commits FROM commit_contributors
+                WHERE dataset = ? AND commit_id = ? ORDER BY commits DESC, contributor_id
+                """, arguments: [dataset, commit]).map {
+                ContributorSummary(id: $0["contributor_id"], name: $0["name"], email: $0["email"], commits: $0["commits"])
+            }
+        }
+    }
+
+    public func blobDigests(dataset: String, blobs: [String]) throws -> [String: BlobDigest] {
+        try read { db in
+            var result: [String: BlobDigest] = [:]
+            // Chunked so the statement stays under SQLite's variable limit.
+            for start in stride(from: 0, to: blobs.count, by: 500) {
+                let chunk = Array(blobs[start..<min(start + 500, blobs.count)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                var arguments: StatementArguments = [dataset]
+                arguments += StatementArguments(chunk)
+                for row in try Row.fetchAll(db, sql: "SELECT blob_id, sha256, size FROM blob_digests WHERE dataset = ? AND blob_id IN (\(marks))", arguments: arguments) {
+                    let digest = BlobDigest(blob: row["blob_id"], sha256: row["sha256"], size: UInt64(row["size"] as Int64))
+                    result[digest.blob] = digest
+                }
+            }
+            return result
+        }
+    }
+
+    public func register(_ registration: CommitRegistration, beforeCommit: () throws -> Void) throws {
+        do {
+            try pool.write { db in
+                try Self.insert(registration, into: db)
+                try beforeCommit()
+            }
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        }
+    }
+
+    static func insert(_ registration: CommitRegistration, into db: Database) throws {
+        let record = registration.record
+        if registration.createsDataset {
+            try db.execute(sql: "INSERT INTO datasets (name, head, created_at) VALUES (?, NULL, ?)",
+                           arguments: [record.dataset, record.registeredAt])
+        }
+        try db.execute(sql: """
+            INSERT INTO dataset_commits (dataset, commit_id, previous_head, kind, files, bytes, manifest_sha256,
+                                         manifest, history_commits, registered_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (dataset, commit_id) DO NOTHING
+            """, arguments: [record.dataset, record.commit, record.previousHead, record.kind.rawValue, record.files,
+                             Int64(record.bytes), record.manifestSHA256, registration.manifest, record.historyCommits,
+                             record.registeredAt])
+        if db.changesCount > 0 {
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO commit_contributors (dataset, commit_id, contributor_id, name, email, commits)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            for contributor in registration.contributors {
+                try statement.execute(arguments: [record.dataset, record.commit, contributor.id, contributor.name,
+                                                  contributor.email, contributor.commits])
+            }
+        }
+        let digest = try db.cachedStatement(sql: """
+            INSERT INTO blob_digests (dataset, blob_id, sha256, size) VALUES (?, ?, ?, ?)
+            ON CONFLICT (dataset, blob_id) DO NOTHING
+            """)
+        for blob in registration.blobDigests {
+            try digest.execute(arguments: [record.dataset, blob.blob, blob.sha256, Int64(blob.size)])
+        }
+        try db.execute(sql: "UPDATE datasets SET head = ? WHERE name = ?", arguments: [record.commit, record.dataset])
+    }
+
+    private static func datasetRecord(_ row: Row) -> DatasetRecord {
+        DatasetRecord(name: row["name"], head: row["head"], createdAt: row["created_at"])
+    }
+
+    private static func registeredCommit(_ row: Row) -> RegisteredCommit {
+        RegisteredCommit(
+            dataset: row["dataset"], commit: row["commit_id"], previousHead: row["previous_head"],
+            kind: RegisteredCommit.Kind(rawValue: row["kind"]) ?? .add, files: row["files"],
+            bytes: UInt64(row["bytes"] as Int64), manifestSHA256: row["manifest_sha256"],
+            historyCommits: row["history_commits"], registeredAt: row["registered_at"])
+    }
+}

@@ -1,0 +1,140 @@
+public import Foundation
+import GitKit
+
+/// A Provenance store: the registry index plus one bare git repository per dataset and model.
+///
+/// ```
+/// .provenance/
+///   registry.sqlite   index (SQLite, WAL)
+///   datasets/         one bare repository per dataset
+///   models/           one bare repository per model
+///   keys/             Ed25519 keys, mode 0700
+/// ```
+public final class Store {
+    /// The store directory itself (the `.provenance` folder, or whatever `--store` named).
+    public let root: URL
+    public let index: any RegistryIndex
+
+    public static let defaultDirectoryName = ".provenance"
+    public static let environmentVariable = "PROVENANCE_STORE"
+
+    private init(root: URL, index: any RegistryIndex) {
+        self.root = root
+        self.index = index
+    }
+
+    var databaseURL: URL { root.appendingPathComponent("registry.sqlite") }
+    var datasetsURL: URL { root.appendingPathComponent("datasets", isDirectory: true) }
+    var modelsURL: URL { root.appendingPathComponent("models", isDirectory: true) }
+    var keysURL: URL { root.appendingPathComponent("keys", isDirectory: true) }
+    var temporaryURL: URL { root.appendingPathComponent("tmp", isDirectory: true) }
+
+    /// Where dataset `name`'s bare repository lives.
+    public func datasetRepositoryURL(_ name: String) -> URL {
+        datasetsURL.appendingPathComponent("\(name).git", isDirectory: true)
+    }
+
+    // MARK: Finding and creating stores
+
+    /// The store directory a command should use: `explicit` (`--store`), else
+    /// `$PROVENANCE_STORE`, else `.provenance` in `directory` (for `init`).
+    public static func initialLocation(explicit: String?, environment: [String: String], directory: URL) -> URL {
+        if let explicit, !explicit.isEmpty { return URL(fileURLWithPath: explicit, relativeTo: directory).standardizedFileURL }
+        if let env = environment[environmentVariable], !env.isEmpty { return URL(fileURLWithPath: env, relativeTo: directory).standardizedFileURL }
+        return directory.appendingPathComponent(defaultDirectoryName, isDirectory: true)
+    }
+
+    /// Finds the store as git finds `.git`: `explicit`, else `$PROVENANCE_STORE`, else the
+    /// nearest `.provenance/` walking up from `directory`.
+    ///
+    /// - Throws: a one-line error saying how to create a store when there is none.
+    public static func locate(explicit: String?, environment: [String: String], directory: URL) throws -> URL {
+        if let explicit, !explicit.isEmpty {
+            let url = URL(fileURLWithPath: explicit, relativeTo: directory).standardizedFileURL
+            guard isStore(url) else {
+                throw ProvenanceError(.noStore, "no Provenance store at \(url.path) (--store): create one with `provenance init --store \(explicit)`")
+            }
+            return url
+        }
+        if let env = environment[environmentVariable], !env.isEmpty {
+            let url = URL(fileURLWithPath: env, relativeTo: directory).standardizedFileURL
+            guard isStore(url) else {
+                throw ProvenanceError(.noStore, "no Provenance store at \(url.path) ($\(environmentVariable)): create one with `provenance init`")
+            }
+            return url
+        }
+        var current = directory.standardizedFileURL
+        while true {
+            let candidate = current.appendingPathComponent(defaultDirectoryName, isDirectory: true)
+            if isStore(candidate) { return candidate }
+            let parent = current.deletingLastPathComponent()
+            if parent.path == current.path || current.path == "/" { break }
+            current = parent
+        }
+        throw ProvenanceError(.noStore, "not inside a Provenance store (no .provenance/ here or in any parent): run `provenance init` to create one, or pass --store DIR")
+    }
+
+    static func isStore(_ url: URL) -> Bool {
+        FileManager.default.fileExists(atPath: url.appendingPathComponent("registry.sqlite").path)
+    }
+
+    /// Creates the store layout at `root`, or brings an existing store's schema up to date.
+    ///
+    /// - Returns: the store, and whether it was newly created.
+    public static func initialize(at root: URL) throws -> (store: Store, created: Bool) {
+        let fm = FileManager.default
+        let existed = isStore(root)
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: root.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ProvenanceError.conflict("cannot create a store at \(root.path): a file is in the way")
+        }
+        do {
+            try fm.createDirectory(at: root, withIntermediateDirectories: true)
+            for folder in ["datasets", "models", "tmp"] {
+                try fm.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
+            }
+            let keys = root.appendingPathComponent("keys")
+            try fm.createDirectory(at: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: keys.path)
+        } catch {
+            throw ProvenanceError(.storage, "cannot create a store at \(root.path): \(error.localizedDescription)")
+        }
+        let index = try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite"))
+        return (Store(root: root, index: index), !existed)
+    }
+
+    /// Opens the store at `root`, which must exist.
+    public static func open(at root: URL) throws -> Store {
+        guard isStore(root) else {
+            throw ProvenanceError(.noStore, "no Provenance store at \(root.path): create one with `provenance init`")
+        }
+        return Store(root: root, index: try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite")))
+    }
+
+    // MARK: Writing
+
+    /// Runs `body` holding the store's write lock, so that concurrent writers (several CLI
+    /// processes, or the registry service) change the git repositories one at a time.
+    func withWriteLock<T>(_ body: () throws -> T) throws -> T {
+        let lockPath = root.appendingPathComponent("lock").path
+        let fd = Foundation.open(lockPath, O_CREAT | O_RDWR, 0o644)
+        guard fd >= 0 else {
+            throw ProvenanceError(.storage, "cannot open the store lock \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR {
+                throw ProvenanceError(.storage, "cannot lock the store \(lockPath): \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    /// A fresh folder under the store's `tmp/`, removed by the caller.
+    func makeTemporaryDirectory(prefix: String) throws -> URL {
+        let url = temporaryURL.appendingPathComponent("\(prefix)-\(UUID().uuidString.lowercased())", isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import ProvenanceCLI
+
+Provenance.main()
