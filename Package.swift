@@ -52,10 +52,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "provenance",
-            dependencies: [
-                "ProvenanceCLI",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["ProvenanceCLI"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -45,6 +45,7 @@ extension Provenance {
         var force = false
 
         func validate() throws {
+            try Names.validateDatasetName(dataset)
             if let source {
                 guard paths.isEmpty else { throw ValidationError("give either PATH... or --from \(source), not both") }
                 guard contributor == nil, message == nil, destination == nil else {
@@ -68,6 +69,7 @@ extension Provenance {
                     return
                 }
                 print(result.commit)
+                fflush(stdout)
                 FileHandle.standardError.write(Data("Imported \(result.newCommits) new commit(s) by \(result.contributors.count) contributor(s) into \(dataset)\(result.forced ? " (head replaced)" : "")\n".utf8))
             } else {
                 let identity = try Identity(parsing: contributor ?? "")

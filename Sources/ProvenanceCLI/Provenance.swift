@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Foundation
 
 /// The `provenance` command: a provenance tracker and revenue-attribution ledger for AI models.
 public struct Provenance: ParsableCommand {
@@ -14,4 +15,22 @@ public struct Provenance: ParsableCommand {
     )
 
     public init() {}
+}
+
+extension Provenance {
+    /// Parses the command line and runs the command. Errors print as one line, `Error: …`,
+    /// with a non-zero exit: bad input never shows a usage dump or a stack trace. `--help`
+    /// and `--version` behave as usual.
+    public static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+            Foundation.exit(code.rawValue)
+        }
+    }
 }

@@ -400,7 +400,7 @@ extension Store {
         try repository.walkHistory(from: [commit]) { id in
             count += 1
             let author = try repository.commit(id).author
-            let (name, email) = try mailmap.resolve(name: author.name, email: author.email)
+            let (name, email) = mailmap.resolve(name: author.name, email: author.email)
             let key = email.lowercased()
             if byID[key] == nil {
                 byID[key] = ContributorSummary(id: key, name: name, email: email, commits: 0)
@@ -416,8 +416,8 @@ extension Store {
     /// The `.mailmap` in `commit`'s tree, or an empty mailmap.
     static func mailmap(at commit: ObjectID, in repository: Repository) throws -> Mailmap {
         let tree = try repository.commit(commit).tree
-        guard let blob = try repository.blob(atPath: ".mailmap", inTree: tree) else { return try Mailmap() }
-        return try Mailmap(contents: try repository.readBlob(blob))
+        guard let blob = try repository.blob(atPath: ".mailmap", inTree: tree) else { return Mailmap() }
+        return Mailmap(contents: try repository.readBlob(blob))
     }
 
     // MARK: Reading
@@ -482,7 +482,7 @@ extension Store {
         var entries: [LogEntry] = []
         try repository.walkHistory(from: [tip]) { id in
             let commit = try repository.commit(id)
-            let (name, email) = try mailmap.resolve(name: commit.author.name, email: commit.author.email)
+            let (name, email) = mailmap.resolve(name: commit.author.name, email: commit.author.email)
             entries.append(LogEntry(commit: id.hex, author: "\(name) <\(email)>", id: email.lowercased(),
                                     time: commit.author.time, summary: commit.summary, registered: registered.contains(id.hex)))
             return limit.map { entries.count < $0 } ?? true

@@ -1,4 +1,3 @@
-import ArgumentParser
 import ProvenanceCLI
 
 Provenance.main()

@@ -1,0 +1,19 @@
+# Two commands that work on a fresh machine: `make demo` and `make test`.
+SWIFT ?= swift
+
+.PHONY: deps build test demo clean
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	$(SWIFT) build --product provenance
+
+test: deps
+	$(SWIFT) test --parallel
+
+demo: build
+	@scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/provenance"
+
+clean:
+	rm -rf .build

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# An end-to-end walk through Provenance on a temporary store: two contributors add data,
+# a third dataset is imported from an existing git history, and the git CLI checks it all.
+set -euo pipefail
+provenance="${1:?usage: demo.sh PATH_TO_PROVENANCE}"
+work=$(mktemp -d -t provenance-demo-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { step "provenance $*"; "$provenance" "$@"; }
+
+run init
+
+mkdir -p poems/byron
+printf 'She walks in beauty, like the night\nOf cloudless climes and starry skies;\n' > poems/byron/she-walks.txt
+printf 'So, we'"'"'ll go no more a roving\nSo late into the night,\n' > poems/byron/roving.txt
+run add poems poems --contributor "Ada Lovelace <ada@example.org>" -m "Byron, two poems"
+
+printf 'Nevertheless, it moves.\n' > notes.txt
+mkdir -p poems/hopper
+printf 'The most dangerous phrase in the language is "we have always done it this way".\n' > poems/hopper/quote.txt
+run add poems poems/hopper/quote.txt --contributor "Grace Hopper <grace@example.org>"
+run add poems notes.txt --to annotations --contributor "Grace Hopper <Grace@Example.org>" -m "Annotations"
+
+step "git init wiki-source && (three authors, a branch and a merge, with the git CLI)"
+mkdir wiki-source && cd wiki-source
+git init -q -b main
+commit() { GIT_AUTHOR_NAME="$1" GIT_AUTHOR_EMAIL="$2" GIT_COMMITTER_NAME="$1" GIT_COMMITTER_EMAIL="$2" git commit -q -m "$3"; }
+echo "Alan Turing proposed the imitation game." > turing.md; git add -A; commit "Alan Turing" alan@example.org "Turing"
+git checkout -q -b edits
+echo "Claude Shannon founded information theory." > shannon.md; git add -A; commit "Claude Shannon" claude@example.org "Shannon"
+git checkout -q main
+echo "Alonzo Church invented the lambda calculus." > church.md; git add -A; commit "Alonzo Church" alonzo@old.example "Church"
+printf 'Alonzo Church <alonzo@example.org> <alonzo@old.example>\n' > .mailmap; git add -A; commit "Alan Turing" alan@example.org "mailmap"
+GIT_AUTHOR_NAME="Alan Turing" GIT_AUTHOR_EMAIL=alan@example.org GIT_COMMITTER_NAME="Alan Turing" GIT_COMMITTER_EMAIL=alan@example.org \
+  git merge -q --no-ff edits -m "Merge edits"
+cd "$work"
+run add wiki --from ./wiki-source
+
+run datasets
+run log poems
+run contributors poems
+run contributors wiki
+run log wiki
+run manifest poems
+
+step "git fsck --strict && git log (the git CLI reads the same repositories)"
+for repo in .provenance/datasets/*.git; do
+  git -C "$repo" fsck --strict && echo "$(basename "$repo"): fsck ok"
+done
+git -C .provenance/datasets/wiki.git log --format='%h %aN <%aE> %s'
