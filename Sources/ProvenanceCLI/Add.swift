@@ -68,9 +68,8 @@ extension Provenance {
                     print("\(dataset) is already at \(result.commit)")
                     return
                 }
-                print(result.commit)
-                fflush(stdout)
                 FileHandle.standardError.write(Data("Imported \(result.newCommits) new commit(s) by \(result.contributors.count) contributor(s) into \(dataset)\(result.forced ? " (head replaced)" : "")\n".utf8))
+                print(result.commit)
             } else {
                 let identity = try Identity(parsing: contributor ?? "")
                 let result = try store.add(dataset: dataset, paths: paths, workingDirectory: storeOptions.workingDirectory,

@@ -196,7 +196,7 @@ extension Store {
                                      registeredAt: Int64(date.timeIntervalSince1970)),
             manifest: try manifest.canonicalJSON(), contributors: contributors, blobDigests: digests,
             createsDataset: record == nil)
-        try commitRegistration(registration, repository: repository, expectedHead: parent, forced: false)
+        try commitRegistration(registration, repository: repository, expectedHead: parent)
 
         return AddResult(dataset: dataset, commit: commit.hex, parent: parent?.hex, contributor: contributor.description,
                          contributorID: contributor.id, files: files.count, bytes: addedBytes,
@@ -239,7 +239,7 @@ extension Store {
                 if let previous, !force {
                     let descends = quarantine.contains(previous) ? try quarantine.isDescendant(target, of: previous) : false
                     guard descends else {
-                        throw ProvenanceError.conflict("\(target.short) from '\(source)' does not descend from the head \(previous.short) of dataset '\(dataset)'; pass --force to replace the head anyway (its history stays registered)")
+                        throw ProvenanceError.conflict("\(target.short) from '\(source)' does not descend from the head \(previous.short) of dataset '\(dataset)'; pass --force to replace the head anyway (its registered commits stay registered)")
                     }
                 }
                 try quarantine.updateReference("refs/import", to: target, expecting: nil, message: "import")
@@ -262,7 +262,7 @@ extension Store {
                     manifest: try manifest.canonicalJSON(), contributors: contributors, blobDigests: digests,
                     createsDataset: record == nil)
                 let forced = try previous.map { try !repository.isDescendant(target, of: $0) } ?? false
-                try commitRegistration(registration, repository: repository, expectedHead: previous, forced: forced)
+                try commitRegistration(registration, repository: repository, expectedHead: previous)
                 return ImportResult(dataset: dataset, commit: target.hex, previousHead: previous?.hex, newCommits: newCommits,
                                     contributors: contributors, files: manifest.files.count, bytes: manifest.totalBytes,
                                     manifestSHA256: registration.record.manifestSHA256, forced: forced, changed: true)
@@ -307,15 +307,18 @@ extension Store {
     /// Writes the registration and moves the branch in one step: the index transaction commits
     /// only once the branch points at the new commit. A crash between the two leaves the branch
     /// ahead of the index, which the next write to the dataset rolls back.
+    ///
+    /// Every registered commit also gets a reference `refs/provenance/registered/<id>`, so that
+    /// it stays reachable when a forced import replaces the head, and so that `reindex` can tell
+    /// from the repository alone which commits were registered.
     private func commitRegistration(_ registration: CommitRegistration, repository: Repository,
-                                    expectedHead: ObjectID?, forced: Bool) throws {
+                                    expectedHead: ObjectID?) throws {
         let commit = try objectID(registration.record.commit)
         let current = try repository.referenceTarget(Self.branch)
         try index.register(registration) {
-            if forced, let expectedHead {
-                // Keep the replaced head reachable, so its registered commits are never pruned.
-                try repository.updateReference("refs/provenance/replaced/\(expectedHead.hex)", to: expectedHead,
-                                               expecting: nil, message: "provenance: head replaced by import")
+            let pin = Self.registeredReference(commit)
+            if try repository.referenceTarget(pin) == nil {
+                try repository.updateReference(pin, to: commit, expecting: nil, message: "provenance: registered")
             }
             try repository.updateReference(Self.branch, to: commit, expecting: current,
                                            message: "provenance: register \(commit.short)")
@@ -323,6 +326,10 @@ extension Store {
         }
         CrashPoint.afterIndexCommitted.hit()
     }
+
+    static let registeredPrefix = "refs/provenance/registered/"
+
+    static func registeredReference(_ commit: ObjectID) -> String { registeredPrefix + commit.hex }
 
     /// Opens (or creates) a dataset's repository for a write and makes its branch agree with
     /// the index, undoing whatever a crashed write left behind.
@@ -356,6 +363,12 @@ extension Store {
             }
         }
         try repository.deleteReference("refs/provenance/incoming")
+        // Pins of registrations whose index transaction never committed.
+        let registeredCommits = Set(try index.registeredCommits(dataset: name).map(\.commit))
+        for pin in try repository.referenceNames(matching: Self.registeredPrefix + "*")
+        where !registeredCommits.contains(String(pin.dropFirst(Self.registeredPrefix.count))) {
+            try repository.deleteReference(pin)
+        }
         return (record, repository, created)
     }
 

@@ -120,9 +120,9 @@ import Testing
         #expect(forced.forced)
         let repo = cli.datasetRepository("shared")
         try git(["fsck", "--strict"], in: repo)
-        // The replaced head stays reachable, so its registered commits are never pruned.
-        let replaced = try git(["for-each-ref", "--format=%(objectname)", "refs/provenance/replaced/"], in: repo).lines
-        #expect(replaced == [local.output])
+        // Every registered commit stays pinned, so the replaced head is never pruned.
+        let pinned = try git(["for-each-ref", "--format=%(objectname)", "refs/provenance/registered/"], in: repo).lines
+        #expect(Set(pinned) == [first.commit, second.commit, local.output, forced.commit])
         #expect(try cli.json([ContributorJSON].self, "contributors", "shared").map(\.id) == ["zed@example.org"])
         // The earlier registered commit is still resolvable by id.
         #expect(try cli.run("contributors", "shared@\(local.output)").succeeded)
