@@ -173,3 +173,20 @@ public enum ObjectType: Sendable {
         }
     }
 }
+
+extension Repository {
+    /// Creates the lightweight tag `refs/tags/<name>` pointing at `target`; refuses to move an existing tag.
+    public func createTag(_ name: String, target: ObjectID) throws {
+        var object: OpaquePointer?
+        var oid = target.oid
+        try check("git_object_lookup", git_object_lookup(&object, pointer, &oid, GIT_OBJECT_ANY))
+        defer { git_object_free(object) }
+        var out = git_oid()
+        try check("git_tag_create_lightweight", git_tag_create_lightweight(&out, pointer, name, object, 0))
+    }
+
+    /// The names of all tags, without `refs/tags/`.
+    public func tagNames() throws -> [String] {
+        try referenceNames(matching: "refs/tags/*").map { String($0.dropFirst("refs/tags/".count)) }
+    }
+}

@@ -16,7 +16,7 @@ extension Provenance {
                 return
             }
             Output.table(["DATASET", "HEAD", "COMMITS", "CONTRIBUTORS", "FILES", "SIZE"], summaries.map {
-                [$0.name, String(($0.head ?? "-").prefix(7)), "\($0.commits)", "\($0.contributors)", "\($0.files)", Output.bytes($0.bytes)]
+                [$0.name, String(($0.head ?? "-").prefix(7)), "\($0.commits)", "\($0.contributors)", "\($0.files)", formatByteCount($0.bytes)]
             }, rightAligned: [2, 3, 4, 5])
         }
     }

@@ -11,7 +11,8 @@ public struct Provenance: ParsableCommand {
             nearest .provenance/ from the current directory upwards.
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Add.self, Datasets.self, Contributors.self, Log.self, ManifestCommand.self]
+        subcommands: [Init.self, Add.self, Datasets.self, Contributors.self, Log.self, ManifestCommand.self,
+                      Model.self, Trace.self, ExportAttestation.self, Reindex.self]
     )
 
     public init() {}

@@ -13,7 +13,30 @@ public enum Names {
     public static func isValidVersion(_ version: String) -> Bool {
         let bytes = Array(version.utf8)
         guard (1...64).contains(bytes.count), isAlnum(bytes[0]) else { return false }
-        return bytes.dropFirst().allSatisfy { isAlnum($0) || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains($0) }
+        guard bytes.dropFirst().allSatisfy({ isAlnum($0) || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains($0) })
+        else { return false }
+        // Each version is a git tag, so it must also be a valid reference name.
+        return !version.contains("..") && !version.hasSuffix(".") && !version.hasSuffix(".lock")
+    }
+
+    /// Throws a clear error unless `name` is a valid model name.
+    public static func validateModelName(_ name: String) throws {
+        guard isValidName(name) else {
+            throw ProvenanceError.invalid("invalid model name '\(name)': use 1-64 characters a-z 0-9 . _ -, starting with a letter or digit")
+        }
+    }
+
+    /// Parses and validates `MODEL@VERSION`.
+    public static func parseModelVersion(_ text: String) throws -> ModelVersionReference {
+        let reference = RevisionReference(parsing: text)
+        try validateModelName(reference.name)
+        guard let version = reference.revision else {
+            throw ProvenanceError.invalid("'\(text)' names no version: write MODEL@VERSION, e.g. \(reference.name)@1.0")
+        }
+        guard isValidVersion(version) else {
+            throw ProvenanceError.invalid("invalid version '\(version)': use 1-64 characters A-Z a-z 0-9 . _ + -, starting with a letter or digit (no '..', no trailing '.' or '.lock')")
+        }
+        return ModelVersionReference(model: reference.name, version: version)
     }
 
     /// Throws a clear error unless `name` is a valid dataset name.
@@ -84,4 +107,17 @@ public struct Identity: Sendable, Hashable, CustomStringConvertible {
     public var id: String { email.lowercased() }
 
     public var description: String { "\(name) <\(email)>" }
+}
+
+/// A model version, `MODEL@VERSION`.
+public struct ModelVersionReference: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var model: String
+    public var version: String
+
+    public init(model: String, version: String) {
+        self.model = model
+        self.version = version
+    }
+
+    public var description: String { "\(model)@\(version)" }
 }

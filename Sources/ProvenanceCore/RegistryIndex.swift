@@ -76,4 +76,50 @@ public protocol RegistryIndex: AnyObject {
     /// inside the transaction, last; if it throws, nothing is written.
     func register(_ registration: CommitRegistration, beforeCommit: () throws -> Void) throws
 
+    func model(named name: String) throws -> ModelRecord?
+    func models() throws -> [ModelRecord]
+    func modelVersion(model: String, version: String) throws -> ModelVersionRecord?
+    /// A model's versions in the order they were registered.
+    func modelVersions(model: String) throws -> [ModelVersionRecord]
+
+    /// Writes a model version (creating the model on first use) and moves the model's head,
+    /// all or nothing; `beforeCommit` runs inside the transaction, last.
+    func register(_ registration: ModelVersionRegistration, beforeCommit: () throws -> Void) throws
+
+    /// Replaces everything the index knows about datasets and models with what `reindex`
+    /// read from the repositories, in one transaction.
+    func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration]) throws
+}
+
+/// A model as the index knows it.
+public struct ModelRecord: Sendable, Equatable {
+    public var name: String
+    /// The active attribution plugin.
+    public var plugin: String
+    /// The commit of the last registered version.
+    public var head: String?
+    public var createdAt: Int64
+}
+
+/// A registered model version.
+public struct ModelVersionRecord: Sendable, Equatable {
+    public var model: String
+    public var version: String
+    public var commit: String
+    /// The exact `provenance.json` bytes committed with the version.
+    public var manifest: Data
+    public var registeredAt: Int64
+
+    public func decodedManifest() throws -> ModelManifest {
+        do { return try JSONDecoder().decode(ModelManifest.self, from: manifest) } catch {
+            throw ProvenanceError(.storage, "the manifest of \(model)@\(version) in the index cannot be read: \(error)")
+        }
+    }
+}
+
+/// Everything registering a model version writes to the index.
+public struct ModelVersionRegistration: Sendable {
+    public var version: ModelVersionRecord
+    /// The model's active plugin after this registration.
+    public var plugin: String
 }

@@ -59,6 +59,31 @@ public final class SQLiteRegistryIndex: RegistryIndex {
                 t.primaryKey(["dataset", "blob_id"])
             }
         }
+        migrator.registerMigration("v2-models") { db in
+            try db.create(table: "models") { t in
+                t.primaryKey("name", .text)
+                t.column("plugin", .text).notNull()
+                t.column("head", .text)
+                t.column("created_at", .integer).notNull()
+            }
+            try db.create(table: "model_versions") { t in
+                t.column("model", .text).notNull().references("models", onDelete: .cascade)
+                t.column("version", .text).notNull()
+                t.column("commit_id", .text).notNull()
+                t.column("manifest", .blob).notNull()
+                t.column("registered_at", .integer).notNull()
+                t.primaryKey(["model", "version"])
+            }
+            // Which versions were made from which dataset commits, for lineage queries.
+            try db.create(table: "model_datasets") { t in
+                t.column("model", .text).notNull()
+                t.column("version", .text).notNull()
+                t.column("dataset", .text).notNull()
+                t.column("commit_id", .text).notNull()
+                t.foreignKey(["model", "version"], references: "model_versions", onDelete: .cascade)
+            }
+            try db.create(index: "model_datasets_by_commit", on: "model_datasets", columns: ["dataset", "commit_id"])
+        }
         return migrator
     }
 
@@ -186,5 +211,90 @@ public final class SQLiteRegistryIndex: RegistryIndex {
             kind: RegisteredCommit.Kind(rawValue: row["kind"]) ?? .add, files: row["files"],
             bytes: UInt64(row["bytes"] as Int64), manifestSHA256: row["manifest_sha256"],
             historyCommits: row["history_commits"], registeredAt: row["registered_at"])
+    }
+
+    // MARK: Models
+
+    public func model(named name: String) throws -> ModelRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM models WHERE name = ?", arguments: [name]).map(Self.modelRecord)
+        }
+    }
+
+    public func models() throws -> [ModelRecord] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM models ORDER BY name").map(Self.modelRecord) }
+    }
+
+    public func modelVersion(model: String, version: String) throws -> ModelVersionRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM model_versions WHERE model = ? AND version = ?", arguments: [model, version])
+                .map(Self.modelVersionRecord)
+        }
+    }
+
+    public func modelVersions(model: String) throws -> [ModelVersionRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM model_versions WHERE model = ? ORDER BY registered_at, rowid", arguments: [model])
+                .map(Self.modelVersionRecord)
+        }
+    }
+
+    public func register(_ registration: ModelVersionRegistration, beforeCommit: () throws -> Void) throws {
+        do {
+            try pool.write { db in
+                try Self.insert(registration, into: db)
+                try beforeCommit()
+            }
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        }
+    }
+
+    static func insert(_ registration: ModelVersionRegistration, into db: Database) throws {
+        let version = registration.version
+        let manifest = try version.decodedManifest()
+        try db.execute(sql: """
+            INSERT INTO models (name, plugin, head, created_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, head = excluded.head
+            """, arguments: [version.model, registration.plugin, version.commit, version.registeredAt])
+        try db.execute(sql: """
+            INSERT INTO model_versions (model, version, commit_id, manifest, registered_at) VALUES (?, ?, ?, ?, ?)
+            """, arguments: [version.model, version.version, version.commit, version.manifest, version.registeredAt])
+        for input in manifest.datasets {
+            try db.execute(sql: "INSERT INTO model_datasets (model, version, dataset, commit_id) VALUES (?, ?, ?, ?)",
+                           arguments: [version.model, version.version, input.dataset, input.commit])
+        }
+    }
+
+    public func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration]) throws {
+        do {
+            try pool.write { db in
+                for table in ["model_datasets", "model_versions", "models", "commit_contributors", "dataset_commits", "blob_digests", "datasets"] {
+                    try db.execute(sql: "DELETE FROM \(table)")
+                }
+                var created = Set<String>()
+                for var registration in datasets {
+                    registration.createsDataset = created.insert(registration.record.dataset).inserted
+                    try Self.insert(registration, into: db)
+                }
+                for (dataset, head) in datasetHeads {
+                    try db.execute(sql: "UPDATE datasets SET head = ? WHERE name = ?", arguments: [head, dataset])
+                }
+                for registration in models {
+                    try Self.insert(registration, into: db)
+                }
+            }
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index rebuild failed: \(error.message ?? error.description)")
+        }
+    }
+
+    private static func modelRecord(_ row: Row) -> ModelRecord {
+        ModelRecord(name: row["name"], plugin: row["plugin"], head: row["head"], createdAt: row["created_at"])
+    }
+
+    private static func modelVersionRecord(_ row: Row) -> ModelVersionRecord {
+        ModelVersionRecord(model: row["model"], version: row["version"], commit: row["commit_id"], manifest: row["manifest"],
+                           registeredAt: row["registered_at"])
     }
 }

@@ -379,25 +379,33 @@ extension Store {
 
     // MARK: Manifests and contributors
 
-    /// The manifest of `commit`'s whole tree, hashing only blobs whose digest is not cached.
+    /// The manifest of `commit`'s whole tree, hashing only blobs whose digest is not cached
+    /// in the index.
     func manifest(of commit: ObjectID, in repository: Repository, dataset: String) throws -> (Manifest, [BlobDigest]) {
         let files = try repository.files(inTree: try repository.commit(commit).tree).filter { $0.mode != .submodule }
-        var cached = try index.blobDigests(dataset: dataset, blobs: Array(Set(files.map(\.id.hex))))
+        var cache = try index.blobDigests(dataset: dataset, blobs: Array(Set(files.map(\.id.hex))))
+        return try Self.manifest(of: files, in: repository, cache: &cache)
+    }
+
+    /// The manifest of `files`, taking digests from `cache` and adding the ones it computes.
+    static func manifest(of files: [TreeFile], in repository: Repository, cache: inout [String: BlobDigest]) throws -> (Manifest, [BlobDigest]) {
         var fresh: [BlobDigest] = []
         var entries: [Manifest.Entry] = []
-        for file in files {
-            if cached[file.id.hex] == nil {
+        for file in files where file.mode != .submodule {
+            let digest: BlobDigest
+            if let cached = cache[file.id.hex] {
+                digest = cached
+            } else {
                 var hasher = StreamingSHA256()
                 var size: UInt64 = 0
                 try repository.readBlob(file.id) { chunk in
                     hasher.update(chunk)
                     size += UInt64(chunk.count)
                 }
-                let digest = BlobDigest(blob: file.id.hex, sha256: hasher.finalizeHex(), size: size)
-                cached[file.id.hex] = digest
+                digest = BlobDigest(blob: file.id.hex, sha256: hasher.finalizeHex(), size: size)
+                cache[file.id.hex] = digest
                 fresh.append(digest)
             }
-            let digest = cached[file.id.hex]!
             entries.append(Manifest.Entry(path: file.path, size: digest.size, sha256: digest.sha256))
         }
         return (Manifest(files: entries), fresh)

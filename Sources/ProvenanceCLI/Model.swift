@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import ProvenanceCore
+
+extension Provenance {
+    struct Model: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register model versions and read them back.",
+            subcommands: [Register.self, List.self, Show.self])
+    }
+}
+
+extension Provenance.Model {
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a model version with the exact dataset commits and training logs it came from.",
+            discussion: """
+                Writes one commit to the model's repository holding the training logs and a provenance.json \
+                manifest (dataset commits with their manifest SHA-256, training-log SHA-256s, the base version, \
+                the weights file's SHA-256 and size; weights are hashed, not stored), tagged with the version. \
+                Versions are immutable.
+                """)
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: "MODEL@VERSION to register.")
+        var reference: String
+
+        @Option(help: ArgumentHelp("Who trained the model, as \"Name <email>\".", valueName: "identity"))
+        var developer: String
+
+        @Option(name: .customLong("dataset"), help: ArgumentHelp("A dataset commit it was trained on: DS, or DS@REV (commit id, tag or branch). Repeatable.", valueName: "DS@REV"))
+        var datasets: [String] = []
+
+        @Option(name: .customLong("training-log"), help: ArgumentHelp("A training log to store and hash. Repeatable.", valueName: "FILE"))
+        var trainingLogs: [String] = []
+
+        @Option(help: ArgumentHelp("The model version this one was fine-tuned from.", valueName: "MODEL@VERSION"))
+        var base: String?
+
+        @Option(help: ArgumentHelp("The weights file (hashed, not stored).", valueName: "FILE"))
+        var weights: String?
+
+        @Option(help: ArgumentHelp("The attribution plugin (default: the model's current one, else equal-share).", valueName: "NAME"))
+        var plugin: String?
+
+        func run() throws {
+            let store = try storeOptions.open()
+            let cwd = storeOptions.workingDirectory
+            let request = ModelRegistrationRequest(
+                reference: try Names.parseModelVersion(reference),
+                developer: try Identity(parsing: developer),
+                datasets: datasets.map(RevisionReference.init(parsing:)),
+                trainingLogs: trainingLogs.map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL },
+                base: try base.map(Names.parseModelVersion),
+                weights: weights.map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL },
+                plugin: plugin)
+            let info = try store.registerModel(request)
+            if output.json { return try Output.json(info) }
+            print(info.commit)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the models with their versions and active plugin.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let models = try storeOptions.open().modelSummaries()
+            if output.json { return try Output.json(models) }
+            if models.isEmpty {
+                print("No models yet: `provenance model register MODEL@VERSION --developer \"Name <email>\" --dataset DS` registers one.")
+                return
+            }
+            Output.table(["MODEL", "LATEST", "VERSIONS", "PLUGIN"], models.map {
+                [$0.model, $0.latest ?? "-", $0.versions.joined(separator: ", "), $0.plugin]
+            })
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show what a model version was made from.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: "MODEL@VERSION.")
+        var reference: String
+
+        func run() throws {
+            let info = try storeOptions.open().showModel(try Names.parseModelVersion(reference))
+            if output.json { return try Output.json(info) }
+            print("model      \(info.model)@\(info.version)")
+            print("commit     \(info.commit)")
+            print("developer  \(info.developer)")
+            print("plugin     \(info.plugin)")
+            if let base = info.base { print("base       \(base.model)@\(base.version) (\(base.commit.prefix(7)))") }
+            if let weights = info.weights { print("weights    \(weights.name)  sha256 \(weights.sha256)  \(formatByteCount(weights.size))") }
+            for dataset in info.datasets {
+                print("dataset    \(dataset.dataset)@\(dataset.commit.prefix(7))  manifest sha256 \(dataset.manifestSHA256)  \(dataset.files) files, \(formatByteCount(dataset.bytes))")
+            }
+            for log in info.trainingLogs {
+                print("log        \(log.path)  sha256 \(log.sha256)  \(formatByteCount(log.size))")
+            }
+        }
+    }
+}
+
+extension Provenance {
+    struct Trace: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Trace a model version back through its base models to every dataset commit and contributor.")
+
+        enum Format: String, ExpressibleByArgument, CaseIterable { case tree, json, dot }
+
+        @OptionGroup var storeOptions: StoreOptions
+
+        @Argument(help: "MODEL@VERSION.")
+        var reference: String
+
+        @Option(help: "tree (for people), json (for scripts) or dot (Graphviz).")
+        var format: Format = .tree
+
+        func run() throws {
+            let lineage = try storeOptions.open().lineage(of: try Names.parseModelVersion(reference))
+            switch format {
+            case .tree: print(LineageRenderer.tree(lineage))
+            case .json: try Output.json(lineage)
+            case .dot: print(LineageRenderer.dot(lineage))
+            }
+        }
+    }
+
+    struct ExportAttestation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print an in-toto Statement v1 with an SLSA Provenance v1 predicate for a model version.")
+
+        @OptionGroup var storeOptions: StoreOptions
+
+        @Argument(help: "MODEL@VERSION.")
+        var reference: String
+
+        func run() throws {
+            try Output.json(try storeOptions.open().attestation(of: try Names.parseModelVersion(reference)))
+        }
+    }
+
+    struct Reindex: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild the registry index of datasets and models from the git repositories alone.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let report = try storeOptions.open().reindex()
+            if output.json { return try Output.json(report) }
+            print("Reindexed \(report.datasets) dataset(s) with \(report.registeredCommits) registered commit(s), \(report.models) model(s) with \(report.modelVersions) version(s)")
+        }
+    }
+}

@@ -1,0 +1,188 @@
+public import Foundation
+
+/// The whole lineage of a model version: its developer, training logs and dataset commits
+/// with their contributors, then the same for its base, recursively.
+public final class Lineage: Codable, Sendable {
+    public let model: String
+    public let version: String
+    public let commit: String
+    public let developer: String
+    public let developerID: String
+    public let plugin: String
+    public let weights: ModelManifest.Weights?
+    public let trainingLogs: [ModelManifest.TrainingLog]
+    public let datasets: [DatasetLineage]
+    public let base: Lineage?
+
+    init(manifest: ModelManifest, commit: String, datasets: [DatasetLineage], base: Lineage?) {
+        model = manifest.model
+        version = manifest.version
+        self.commit = commit
+        developer = manifest.developer.identity
+        developerID = manifest.developer.id
+        plugin = manifest.plugin
+        weights = manifest.weights
+        trainingLogs = manifest.trainingLogs
+        self.datasets = datasets
+        self.base = base
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, version, commit, developer, plugin, weights, datasets, base
+        case developerID = "developer_id"
+        case trainingLogs = "training_logs"
+    }
+
+    /// This version, then its base, then the base's base…
+    public var chain: [Lineage] {
+        var result: [Lineage] = [self]
+        while let next = result.last?.base { result.append(next) }
+        return result
+    }
+}
+
+/// A dataset commit in a lineage, with everyone whose commits it holds.
+public struct DatasetLineage: Codable, Sendable, Equatable {
+    public var dataset: String
+    public var commit: String
+    public var manifestSHA256: String
+    public var files: Int
+    public var bytes: UInt64
+    public var contributors: [TraceContributor]
+
+    enum CodingKeys: String, CodingKey {
+        case dataset, commit, files, bytes, contributors
+        case manifestSHA256 = "manifest_sha256"
+    }
+}
+
+public struct TraceContributor: Codable, Sendable, Equatable {
+    /// `Name <email>` after mailmap.
+    public var contributor: String
+    public var id: String
+    public var commits: Int
+}
+
+extension Store {
+    /// Traces `reference` back through its base models to every dataset commit and contributor.
+    public func lineage(of reference: ModelVersionReference) throws -> Lineage {
+        // Walk the chain first so a cycle (possible only in a corrupted index) is an error, not a hang.
+        let chain = try baseChain(from: reference)
+        var below: Lineage?
+        for current in chain.reversed() {
+            let (record, manifest) = try modelVersion(current)
+            let datasets = try manifest.datasets.map { input in
+                DatasetLineage(dataset: input.dataset, commit: input.commit, manifestSHA256: input.manifestSHA256,
+                               files: input.files, bytes: input.bytes,
+                               contributors: try index.contributors(dataset: input.dataset, commit: input.commit).map {
+                                   TraceContributor(contributor: $0.identity, id: $0.id, commits: $0.commits)
+                               })
+            }
+            below = Lineage(manifest: manifest, commit: record.commit, datasets: datasets, base: below)
+        }
+        guard let top = below else { throw ProvenanceError.notFound("model version \(reference) does not exist") }
+        return top
+    }
+}
+
+/// Renders a lineage for people (`tree`) and for Graphviz (`dot`); `json` is its Codable form.
+public enum LineageRenderer {
+    public static func tree(_ lineage: Lineage) -> String {
+        var lines: [String] = []
+        render(lineage, prefix: "", label: "model", into: &lines)
+        return lines.joined(separator: "\n")
+    }
+
+    private static func render(_ node: Lineage, prefix: String, label: String, into lines: inout [String]) {
+        lines.append("\(prefix.isEmpty ? "" : prefix)\(label) \(node.model)@\(node.version)  commit \(node.commit.prefix(7))  developer \(node.developer)  plugin \(node.plugin)")
+        let childPrefix = prefix.replacingOccurrences(of: "├─ ", with: "│  ").replacingOccurrences(of: "└─ ", with: "   ")
+        var items: [(String, [String])] = []
+        if let weights = node.weights {
+            items.append(("weights  \(weights.name)  sha256 \(weights.sha256)  \(formatByteCount(weights.size))", []))
+        }
+        for log in node.trainingLogs {
+            items.append(("training log  \(log.path)  sha256 \(log.sha256)  \(formatByteCount(log.size))", []))
+        }
+        for dataset in node.datasets {
+            let nameWidth = dataset.contributors.map(\.contributor.count).max() ?? 0
+            let idWidth = dataset.contributors.map(\.id.count).max() ?? 0
+            let rows = dataset.contributors.map { c in
+                c.contributor.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
+                    + c.id.padding(toLength: idWidth, withPad: " ", startingAt: 0) + "  "
+                    + "\(c.commits) commit\(c.commits == 1 ? "" : "s")"
+            }
+            items.append(("dataset \(dataset.dataset)@\(dataset.commit.prefix(7))  manifest sha256 \(dataset.manifestSHA256)  \(dataset.files) file\(dataset.files == 1 ? "" : "s"), \(formatByteCount(dataset.bytes))", rows))
+        }
+        let hasBase = node.base != nil
+        for (index, item) in items.enumerated() {
+            let last = index == items.count - 1 && !hasBase
+            lines.append(childPrefix + (last ? "└─ " : "├─ ") + item.0)
+            let inner = childPrefix + (last ? "   " : "│  ")
+            for (rowIndex, row) in item.1.enumerated() {
+                lines.append(inner + (rowIndex == item.1.count - 1 ? "└─ " : "├─ ") + row)
+            }
+        }
+        if let base = node.base {
+            render(base, prefix: childPrefix + "└─ ", label: "base", into: &lines)
+        }
+    }
+
+    /// Graphviz: models, dataset commits, training logs and contributors as nodes.
+    public static func dot(_ lineage: Lineage) -> String {
+        var lines = ["digraph provenance {", "  rankdir=LR;", "  node [fontname=\"Helvetica\"];"]
+        var declared = Set<String>()
+        func node(_ id: String, _ attributes: String) {
+            if declared.insert(id).inserted { lines.append("  \(quote(id)) [\(attributes)];") }
+        }
+        for model in lineage.chain {
+            let modelID = "model:\(model.model)@\(model.version)"
+            node(modelID, "shape=box, style=bold, label=\(quote("\(model.model)@\(model.version)\n\(model.developer)\nplugin \(model.plugin)"))")
+            if let base = model.base {
+                lines.append("  \(quote(modelID)) -> \(quote("model:\(base.model)@\(base.version)")) [label=\"base\"];")
+            }
+            for log in model.trainingLogs {
+                let logID = "log:\(log.sha256)"
+                node(logID, "shape=note, label=\(quote("\(log.path)\nsha256 \(log.sha256.prefix(12))…"))")
+                lines.append("  \(quote(modelID)) -> \(quote(logID)) [label=\"training log\"];")
+            }
+            for dataset in model.datasets {
+                let datasetID = "dataset:\(dataset.dataset)@\(dataset.commit)"
+                node(datasetID, "shape=folder, label=\(quote("\(dataset.dataset)@\(dataset.commit.prefix(7))\nmanifest \(dataset.manifestSHA256.prefix(12))…"))")
+                lines.append("  \(quote(modelID)) -> \(quote(datasetID));")
+                for contributor in dataset.contributors {
+                    let contributorID = "contributor:\(contributor.id)"
+                    node(contributorID, "shape=ellipse, label=\(quote(contributor.contributor))")
+                    lines.append("  \(quote(datasetID)) -> \(quote(contributorID)) [label=\(quote("\(contributor.commits)"))];")
+                }
+            }
+        }
+        lines.append("}")
+        return lines.joined(separator: "\n")
+    }
+
+    /// A DOT double-quoted string: quotes and backslashes escaped, newlines as `\n`.
+    static func quote(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return "\"\(escaped)\""
+    }
+}
+
+/// A byte count for people: `232 B`, `1.5 MiB`.
+public func formatByteCount(_ count: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(count)
+    var unit = 0
+    while value >= 1024, unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+}
