@@ -50,6 +50,8 @@ echo "==> Using $BIN"
 
 # --- scratch space and helpers ----------------------------------------------------------
 
+echo "==> $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (other load makes the times noisy)"
+
 WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/provenance-bench.XXXXXX")
 cleanup() {
     rm -rf "$WORK"
@@ -117,6 +119,7 @@ echo "==> Memory: provenance add of one $BIG_LABEL random file"
 mkdir -p "$WORK/big"
 head -c "${BIG_MB}M" /dev/urandom >"$WORK/big/bigfile.bin"
 "$BIN" init --store "$WORK/big/store" >/dev/null
+sync
 
 (cd "$WORK/big" && measure "$WORK/big/prov" "$BIN" add big bigfile.bin --contributor "$CONTRIBUTOR" --store "$WORK/big/store")
 BIG_RSS_KB=$(cat "$WORK/big/prov.rss")
@@ -131,6 +134,7 @@ echo "    provenance add:       $(fmt1 "$BIG_WALL") s, peak RSS $BIG_RSS_MB MiB 
 echo "    commit: $(head -n 1 "$WORK/big/prov.log")"
 
 "${GIT[@]}" init -q --bare "$WORK/big/bare.git"
+sync
 measure "$WORK/big/git" "${GIT[@]}" --git-dir="$WORK/big/bare.git" hash-object -w "$WORK/big/bigfile.bin"
 GIT_BIG_WALL=$(cat "$WORK/big/git.wall")
 echo "    git hash-object -w:   $(fmt1 "$GIT_BIG_WALL") s, peak RSS $(kib_to_mib "$(cat "$WORK/big/git.rss")") MiB"
@@ -141,6 +145,9 @@ rm -rf "$WORK/big"
 
 echo
 echo "==> Speed: $SMALL_FILES small files in ~100 folders, $RUNS runs each"
+# Stores and repositories are kept until the end and the disk is synced before each timed
+# command: on ext4, creating files right after deleting many (dirty inode tables) makes the
+# kernel's inode allocator skip "recently deleted" inodes, which can multiply the times.
 mkdir -p "$WORK/small"
 python3 - "$WORK/small/data" "$SMALL_FILES" <<'PY'
 import os, random, sys
@@ -168,6 +175,7 @@ GIT_TIMES=()
 for run in $(seq 1 "$RUNS"); do
     store="$WORK/small/store-$run"
     "$BIN" init --store "$store" >/dev/null
+    sync
     (cd "$WORK/small" && measure "$WORK/small/prov-$run" "$BIN" add small data --contributor "$CONTRIBUTOR" --store "$store")
     PROV_TIMES+=("$(cat "$WORK/small/prov-$run.wall")")
     if (( run == 1 )); then
@@ -178,14 +186,13 @@ for run in $(seq 1 "$RUNS"); do
             exit 1
         fi
     fi
-    rm -rf "$store"
 
     repo="$WORK/small/git-$run"
     mkdir -p "$repo"
     cp -r "$WORK/small/data" "$repo/data"
+    sync
     (cd "$repo" && measure "$WORK/small/git-$run" sh -c '"$@" init -q && "$@" add -A && "$@" commit -qm add' sh "${GIT[@]}")
     GIT_TIMES+=("$(cat "$WORK/small/git-$run.wall")")
-    rm -rf "$repo"
     echo "    run $run: provenance $(cat "$WORK/small/prov-$run.wall") s (peak RSS $(kib_to_mib "$(cat "$WORK/small/prov-$run.rss")") MiB), git add+commit $(cat "$WORK/small/git-$run.wall") s"
 done
 PROV_MEDIAN=$(median "${PROV_TIMES[@]}")

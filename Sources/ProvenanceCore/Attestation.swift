@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// An in-toto Statement v1 carrying an SLSA Provenance v1 predicate: how supply-chain tools
 /// read a model version's lineage.

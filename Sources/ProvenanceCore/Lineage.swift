@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The whole lineage of a model version: its developer, training logs and dataset commits
 /// with their contributors, then the same for its base, recursively.
@@ -66,6 +66,7 @@ public struct TraceContributor: Codable, Sendable, Equatable {
 extension Store {
     /// Traces `reference` back through its base models to every dataset commit and contributor.
     public func lineage(of reference: ModelVersionReference) throws -> Lineage {
+        _ = try modelVersion(reference)
         // Walk the chain first so a cycle (possible only in a corrupted index) is an error, not a hang.
         let chain = try baseChain(from: reference)
         var below: Lineage?

@@ -93,7 +93,8 @@ final class LockedBox<T>: @unchecked Sendable {
 
 /// Runs the git CLI, isolated from the user's and system's configuration.
 @discardableResult
-public func git(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws -> ProcessResult {
+public func git(_ arguments: [String], in directory: URL, environment: [String: String] = [:],
+                allowFailure: Bool = false) throws -> ProcessResult {
     var env = [
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": "/dev/null",
@@ -103,7 +104,7 @@ public func git(_ arguments: [String], in directory: URL, environment: [String: 
     ]
     for (key, value) in environment { env[key] = value }
     let result = try runProcess("/usr/bin/git", ["-c", "init.defaultBranch=main"] + arguments, in: directory, environment: env)
-    guard result.succeeded else {
+    guard result.succeeded || allowFailure else {
         throw FixtureError("git \(arguments.joined(separator: " ")) failed: \(result.stderr)")
     }
     return result
