@@ -46,8 +46,31 @@ run contributors wiki
 run log wiki
 run manifest poems
 
+# Developers register model versions: a base, a fine-tune of it, and a fine-tune of that.
+mkdir -p logs weights
+printf 'step 1 loss 3.21\nstep 2 loss 2.87\n' > logs/pretrain.log
+printf 'step 1 loss 1.02\n' > logs/chat.log
+head -c 65536 /dev/zero | tr '\0' 'w' > weights/base.safetensors
+mkdir -p law && printf 'A contract needs offer, acceptance and consideration.\n' > law/contracts.txt
+"$provenance" add law law --contributor "Ruth Ginsburg <ruth@example.org>" >/dev/null
+mkdir -p dialogue && printf 'Q: Who wrote the first program?\nA: Ada Lovelace.\n' > dialogue/qa.txt
+"$provenance" add dialogue dialogue --contributor "Grace Hopper <grace@example.org>" >/dev/null
+run model register base@1.0 --developer "Lab <lab@example.org>" --dataset wiki --dataset poems@HEAD~2 \
+  --training-log logs/pretrain.log --weights weights/base.safetensors
+run model register chat@1.0 --developer "Tuner <tuner@example.org>" --dataset poems --dataset dialogue --base base@1.0 --training-log logs/chat.log
+run model register chat-legal@0.1 --developer "Tuner <tuner@example.org>" --dataset law --base chat@1.0
+run model list
+run trace chat-legal@0.1
+step "provenance trace chat-legal@0.1 --format dot | head -8"
+"$provenance" trace chat-legal@0.1 --format dot | sed -n 1,8p
+step "provenance export-attestation base@1.0 | head -12"
+"$provenance" export-attestation base@1.0 | sed -n 1,12p
+run reindex
+
 step "git fsck --strict && git log (the git CLI reads the same repositories)"
-for repo in .provenance/datasets/*.git; do
+for repo in .provenance/datasets/*.git .provenance/models/*.git; do
   git -C "$repo" fsck --strict && echo "$(basename "$repo"): fsck ok"
 done
 git -C .provenance/datasets/wiki.git log --format='%h %aN <%aE> %s'
+step "git -C .provenance/models/base.git show 1.0:provenance.json | head -12"
+git -C .provenance/models/base.git show 1.0:provenance.json | sed -n 1,12p
