@@ -42,10 +42,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Attribution plugins: one target per built-in strategy, the host for external ones,
+        // and the registry that names them all.
+        .target(name: "EqualShare", dependencies: ["ProvenanceCore"], path: "Plugins/EqualShare", swiftSettings: swiftSettings),
+        .target(name: "DataVolume", dependencies: ["ProvenanceCore"], path: "Plugins/DataVolume", swiftSettings: swiftSettings),
+        .target(name: "InfluenceScore", dependencies: ["ProvenanceCore", "GitKit"], path: "Plugins/InfluenceScore", swiftSettings: swiftSettings),
+        .target(name: "ExternalPlugins", dependencies: ["ProvenanceCore", "GitKit"], path: "Plugins/ExternalPlugins", swiftSettings: swiftSettings),
+        .target(
+            name: "AttributionPlugins",
+            dependencies: ["ProvenanceCore", "EqualShare", "DataVolume", "InfluenceScore", "ExternalPlugins"],
+            path: "Plugins/AttributionPlugins",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ProvenanceCLI",
             dependencies: [
                 "ProvenanceCore",
+                "AttributionPlugins",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -69,6 +82,11 @@ let package = Package(
         .testTarget(
             name: "ProvenanceCoreTests",
             dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AttributionPluginsTests",
+            dependencies: ["AttributionPlugins", "ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

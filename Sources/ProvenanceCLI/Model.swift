@@ -1,3 +1,4 @@
+import AttributionPlugins
 import ArgumentParser
 import Foundation
 import ProvenanceCore
@@ -6,7 +7,7 @@ extension Provenance {
     struct Model: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register model versions and read them back.",
-            subcommands: [Register.self, List.self, Show.self])
+            subcommands: [Register.self, List.self, Show.self, SetPlugin.self, PluginHistory.self])
     }
 }
 
@@ -42,8 +43,11 @@ extension Provenance.Model {
         @Option(help: ArgumentHelp("The weights file (hashed, not stored).", valueName: "FILE"))
         var weights: String?
 
-        @Option(help: ArgumentHelp("The attribution plugin (default: the model's current one, else equal-share).", valueName: "NAME"))
+        @Option(help: ArgumentHelp("The attribution plugin, NAME[:key=value,...] (default: the model's current one, else equal-share).", valueName: "NAME"))
         var plugin: String?
+
+        @Option(name: .customLong("base-share"), help: ArgumentHelp("Parts per billion of this version's attribution that flow to the base version's own attribution (default 0).", valueName: "PPB"))
+        var baseShare: UInt64?
 
         func run() throws {
             let store = try storeOptions.open()
@@ -55,8 +59,9 @@ extension Provenance.Model {
                 trainingLogs: trainingLogs.map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL },
                 base: try base.map(Names.parseModelVersion),
                 weights: weights.map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL },
-                plugin: plugin)
-            let info = try store.registerModel(request)
+                plugin: try plugin.map(PluginSpec.init(parsing:)),
+                baseSharePPB: baseShare)
+            let info = try store.registerModel(request, resolver: PluginRegistry())
             if output.json { return try Output.json(info) }
             print(info.commit)
         }
@@ -110,7 +115,7 @@ extension Provenance.Model {
 }
 
 extension Provenance {
-    struct Trace: ParsableCommand {
+    struct Trace: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Trace a model version back through its base models to every dataset commit and contributor.")
 
@@ -124,8 +129,13 @@ extension Provenance {
         @Option(help: "tree (for people), json (for scripts) or dot (Graphviz).")
         var format: Format = .tree
 
-        func run() throws {
-            let lineage = try storeOptions.open().lineage(of: try Names.parseModelVersion(reference))
+        @OptionGroup var pluginOptions: PluginOptions
+
+        func run() async throws {
+            let store = try storeOptions.open()
+            let reference = try Names.parseModelVersion(self.reference)
+            let attribution = try await store.attribute(reference, resolver: pluginOptions.registry)
+            let lineage = try store.lineage(of: reference, attribution: attribution)
             switch format {
             case .tree: print(LineageRenderer.tree(lineage))
             case .json: try Output.json(lineage)

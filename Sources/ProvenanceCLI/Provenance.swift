@@ -2,7 +2,7 @@ public import ArgumentParser
 import Foundation
 
 /// The `provenance` command: a provenance tracker and revenue-attribution ledger for AI models.
-public struct Provenance: ParsableCommand {
+public struct Provenance: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "provenance",
         abstract: "Track which data and people made an AI model, and prove it.",
@@ -12,7 +12,7 @@ public struct Provenance: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Add.self, Datasets.self, Contributors.self, Log.self, ManifestCommand.self,
-                      Model.self, Trace.self, ExportAttestation.self, Reindex.self]
+                      Model.self, Trace.self, ExportAttestation.self, Reindex.self, Plugins.self, Attribute.self]
     )
 
     public init() {}
@@ -22,10 +22,14 @@ extension Provenance {
     /// Parses the command line and runs the command. Errors print as one line, `Error: …`,
     /// with a non-zero exit: bad input never shows a usage dump or a stack trace. `--help`
     /// and `--version` behave as usual.
-    public static func main() {
+    public static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }

@@ -8,19 +8,24 @@ public final class Lineage: Codable, Sendable {
     public let commit: String
     public let developer: String
     public let developerID: String
+    /// The model's active attribution plugin.
     public let plugin: String
     public let weights: ModelManifest.Weights?
     public let trainingLogs: [ModelManifest.TrainingLog]
     public let datasets: [DatasetLineage]
     public let base: Lineage?
+    /// The traced version's weights under its active plugin (set on the top version only).
+    public let attribution: AttributionResult?
 
-    init(manifest: ModelManifest, commit: String, datasets: [DatasetLineage], base: Lineage?) {
+    init(manifest: ModelManifest, commit: String, plugin: String, datasets: [DatasetLineage], base: Lineage?,
+         attribution: AttributionResult? = nil) {
+        self.attribution = attribution
         model = manifest.model
         version = manifest.version
         self.commit = commit
         developer = manifest.developer.identity
         developerID = manifest.developer.id
-        plugin = manifest.plugin
+        self.plugin = plugin
         weights = manifest.weights
         trainingLogs = manifest.trainingLogs
         self.datasets = datasets
@@ -28,7 +33,7 @@ public final class Lineage: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, version, commit, developer, plugin, weights, datasets, base
+        case model, version, commit, developer, plugin, weights, datasets, base, attribution
         case developerID = "developer_id"
         case trainingLogs = "training_logs"
     }
@@ -65,7 +70,7 @@ public struct TraceContributor: Codable, Sendable, Equatable {
 
 extension Store {
     /// Traces `reference` back through its base models to every dataset commit and contributor.
-    public func lineage(of reference: ModelVersionReference) throws -> Lineage {
+    public func lineage(of reference: ModelVersionReference, attribution: AttributionResult? = nil) throws -> Lineage {
         _ = try modelVersion(reference)
         // Walk the chain first so a cycle (possible only in a corrupted index) is an error, not a hang.
         let chain = try baseChain(from: reference)
@@ -79,7 +84,9 @@ extension Store {
                                    TraceContributor(contributor: $0.identity, id: $0.id, commits: $0.commits)
                                })
             }
-            below = Lineage(manifest: manifest, commit: record.commit, datasets: datasets, base: below)
+            let plugin = try index.model(named: current.model)?.plugin ?? manifest.plugin
+            below = Lineage(manifest: manifest, commit: record.commit, plugin: plugin, datasets: datasets, base: below,
+                            attribution: current == reference ? attribution : nil)
         }
         guard let top = below else { throw ProvenanceError.notFound("model version \(reference) does not exist") }
         return top
@@ -90,11 +97,30 @@ extension Store {
 public enum LineageRenderer {
     public static func tree(_ lineage: Lineage) -> String {
         var lines: [String] = []
-        render(lineage, prefix: "", label: "model", into: &lines)
+        let weights = Dictionary(uniqueKeysWithValues: (lineage.attribution?.weights ?? []).map { ($0.id, $0.ppb) })
+        render(lineage, prefix: "", label: "model", weights: weights, into: &lines)
+        if let attribution = lineage.attribution {
+            let share = attribution.baseSharePPB > 0 ? ", \(percent(attribution.baseSharePPB)) to \(attribution.base ?? "the base")" : ""
+            lines.append("")
+            lines.append("weights of \(attribution.model)@\(attribution.version) under \(attribution.plugin)\(share):")
+            let width = attribution.weights.map(\.contributor.count).max() ?? 0
+            for weight in attribution.weights {
+                let ppb = String(weight.ppb)
+                lines.append("  " + weight.contributor.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                             + String(repeating: " ", count: max(0, 10 - ppb.count)) + ppb + " ppb  " + percent(weight.ppb))
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
-    private static func render(_ node: Lineage, prefix: String, label: String, into lines: inout [String]) {
+    /// Parts per billion as a percentage with four decimals, from integers only.
+    public static func percent(_ ppb: UInt64) -> String {
+        let units = (ppb + 500) / 1000  // in 10^-4 percent, rounded half up
+        let fraction = String(units % 10_000)
+        return "\(units / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction + "%"
+    }
+
+    private static func render(_ node: Lineage, prefix: String, label: String, weights: [String: UInt64], into lines: inout [String]) {
         lines.append("\(prefix.isEmpty ? "" : prefix)\(label) \(node.model)@\(node.version)  commit \(node.commit.prefix(7))  developer \(node.developer)  plugin \(node.plugin)")
         let childPrefix = prefix.replacingOccurrences(of: "├─ ", with: "│  ").replacingOccurrences(of: "└─ ", with: "   ")
         var items: [(String, [String])] = []
@@ -111,6 +137,7 @@ public enum LineageRenderer {
                 c.contributor.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
                     + c.id.padding(toLength: idWidth, withPad: " ", startingAt: 0) + "  "
                     + "\(c.commits) commit\(c.commits == 1 ? "" : "s")"
+                    + (weights[c.id].map { "  weight " + percent($0) } ?? "")
             }
             items.append(("dataset \(dataset.dataset)@\(dataset.commit.prefix(7))  manifest sha256 \(dataset.manifestSHA256)  \(dataset.files) file\(dataset.files == 1 ? "" : "s"), \(formatByteCount(dataset.bytes))", rows))
         }
@@ -124,12 +151,13 @@ public enum LineageRenderer {
             }
         }
         if let base = node.base {
-            render(base, prefix: childPrefix + "└─ ", label: "base", into: &lines)
+            render(base, prefix: childPrefix + "└─ ", label: "base", weights: weights, into: &lines)
         }
     }
 
     /// Graphviz: models, dataset commits, training logs and contributors as nodes.
     public static func dot(_ lineage: Lineage) -> String {
+        let weights = Dictionary(uniqueKeysWithValues: (lineage.attribution?.weights ?? []).map { ($0.id, $0.ppb) })
         var lines = ["digraph provenance {", "  rankdir=LR;", "  node [fontname=\"Helvetica\"];"]
         var declared = Set<String>()
         func node(_ id: String, _ attributes: String) {
@@ -152,7 +180,8 @@ public enum LineageRenderer {
                 lines.append("  \(quote(modelID)) -> \(quote(datasetID));")
                 for contributor in dataset.contributors {
                     let contributorID = "contributor:\(contributor.id)"
-                    node(contributorID, "shape=ellipse, label=\(quote(contributor.contributor))")
+                    let weight = weights[contributor.id].map { "\n" + percent($0) } ?? ""
+                    node(contributorID, "shape=ellipse, label=\(quote(contributor.contributor + weight))")
                     lines.append("  \(quote(datasetID)) -> \(quote(contributorID)) [label=\(quote("\(contributor.commits)"))];")
                 }
             }

@@ -61,10 +61,14 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var weights: Weights?
     /// The attribution plugin chosen at registration.
     public var plugin: String
+    /// Parts per billion of this version's attribution that flow to the base version's own
+    /// attribution (recursively); nil without a base.
+    public var baseSharePPB: UInt64?
 
     enum CodingKeys: String, CodingKey {
         case format, model, version, developer, datasets, base, weights, plugin
         case trainingLogs = "training_logs"
+        case baseSharePPB = "base_share_ppb"
     }
 
     public var reference: ModelVersionReference { ModelVersionReference(model: model, version: version) }

@@ -22,7 +22,7 @@ public struct ProvenanceError: Error, CustomStringConvertible, Sendable, Equatab
         case git = "git_error"
     }
 
-    static func invalid(_ message: String) -> ProvenanceError { .init(.invalidArgument, message) }
-    static func notFound(_ message: String) -> ProvenanceError { .init(.notFound, message) }
-    static func conflict(_ message: String) -> ProvenanceError { .init(.conflict, message) }
+    public static func invalid(_ message: String) -> ProvenanceError { .init(.invalidArgument, message) }
+    public static func notFound(_ message: String) -> ProvenanceError { .init(.notFound, message) }
+    public static func conflict(_ message: String) -> ProvenanceError { .init(.conflict, message) }
 }

@@ -63,7 +63,7 @@ public struct BlobDigest: Sendable, Equatable {
 ///
 /// Storage sits behind this protocol so that another database can join SQLite without
 /// touching the domain code.
-public protocol RegistryIndex: AnyObject {
+public protocol RegistryIndex: AnyObject, Sendable, AuthorshipCache {
     func dataset(named name: String) throws -> DatasetRecord?
     func datasets() throws -> [DatasetRecord]
     func registeredCommit(dataset: String, commit: String) throws -> RegisteredCommit?
@@ -86,9 +86,16 @@ public protocol RegistryIndex: AnyObject {
     /// all or nothing; `beforeCommit` runs inside the transaction, last.
     func register(_ registration: ModelVersionRegistration, beforeCommit: () throws -> Void) throws
 
+    /// A model's plugin changes, oldest first.
+    func pluginHistory(model: String) throws -> [PluginChange]
+
+    /// Makes `change` the model's active plugin; `beforeCommit` runs inside the transaction, last.
+    func record(_ change: PluginChange, beforeCommit: () throws -> Void) throws
+
     /// Replaces everything the index knows about datasets and models with what `reindex`
     /// read from the repositories, in one transaction.
-    func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration]) throws
+    func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration],
+                 pluginChanges: [PluginChange]) throws
 }
 
 /// A model as the index knows it.
@@ -122,4 +129,24 @@ public struct ModelVersionRegistration: Sendable {
     public var version: ModelVersionRecord
     /// The model's active plugin after this registration.
     public var plugin: String
+    /// Set when the registration creates the model or changes its plugin.
+    public var pluginChange: PluginChange?
+}
+
+/// One change of a model's active attribution plugin, as recorded in the model repository's
+/// `refs/provenance/plugin` history.
+public struct PluginChange: Codable, Sendable, Equatable {
+    public var model: String
+    /// The plugin and its options, e.g. `data-volume` or `data-volume:unit=lines`.
+    public var plugin: String
+    public var changedAt: Int64
+    public var changedBy: String
+    /// The commit on `refs/provenance/plugin` that records the change.
+    public var commit: String
+
+    enum CodingKeys: String, CodingKey {
+        case model, plugin, commit
+        case changedAt = "changed_at"
+        case changedBy = "changed_by"
+    }
 }

@@ -2,7 +2,7 @@ public import Foundation
 import GRDB
 
 /// The embedded registry index: SQLite in WAL mode, through GRDB, with versioned migrations.
-public final class SQLiteRegistryIndex: RegistryIndex {
+public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
     let pool: DatabasePool
 
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
@@ -83,6 +83,35 @@ public final class SQLiteRegistryIndex: RegistryIndex {
                 t.foreignKey(["model", "version"], references: "model_versions", onDelete: .cascade)
             }
             try db.create(index: "model_datasets_by_commit", on: "model_datasets", columns: ["dataset", "commit_id"])
+        }
+        migrator.registerMigration("v3-attribution") { db in
+            // Per-file blame totals of dataset commits, so data-volume is computed once per commit
+            // and incrementally from a cached parent.
+            try db.create(table: "file_authorship") { t in
+                t.column("dataset", .text).notNull()
+                t.column("commit_id", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("blob_id", .text).notNull()
+                t.column("contributor_id", .text).notNull()
+                t.column("bytes", .integer).notNull()
+                t.column("lines", .integer).notNull()
+                t.primaryKey(["dataset", "commit_id", "path", "contributor_id"])
+            }
+            // Commits whose authorship is complete (a file with no lines has no rows).
+            try db.create(table: "authorship_commits") { t in
+                t.column("dataset", .text).notNull()
+                t.column("commit_id", .text).notNull()
+                t.column("files", .text).notNull()
+                t.primaryKey(["dataset", "commit_id"])
+            }
+            try db.create(table: "plugin_history") { t in
+                t.autoIncrementedPrimaryKey("position")
+                t.column("model", .text).notNull().references("models", onDelete: .cascade)
+                t.column("plugin", .text).notNull()
+                t.column("changed_at", .integer).notNull()
+                t.column("changed_by", .text).notNull()
+                t.column("commit_id", .text).notNull()
+            }
         }
         return migrator
     }
@@ -255,7 +284,7 @@ public final class SQLiteRegistryIndex: RegistryIndex {
         let manifest = try version.decodedManifest()
         try db.execute(sql: """
             INSERT INTO models (name, plugin, head, created_at) VALUES (?, ?, ?, ?)
-            ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, head = excluded.head
+            ON CONFLICT (name) DO UPDATE SET head = excluded.head
             """, arguments: [version.model, registration.plugin, version.commit, version.registeredAt])
         try db.execute(sql: """
             INSERT INTO model_versions (model, version, commit_id, manifest, registered_at) VALUES (?, ?, ?, ?, ?)
@@ -264,12 +293,14 @@ public final class SQLiteRegistryIndex: RegistryIndex {
             try db.execute(sql: "INSERT INTO model_datasets (model, version, dataset, commit_id) VALUES (?, ?, ?, ?)",
                            arguments: [version.model, version.version, input.dataset, input.commit])
         }
+        if let change = registration.pluginChange { try insert(change, into: db) }
     }
 
-    public func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration]) throws {
+    public func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration],
+                        pluginChanges: [PluginChange]) throws {
         do {
             try pool.write { db in
-                for table in ["model_datasets", "model_versions", "models", "commit_contributors", "dataset_commits", "blob_digests", "datasets"] {
+                for table in ["plugin_history", "file_authorship", "authorship_commits", "model_datasets", "model_versions", "models", "commit_contributors", "dataset_commits", "blob_digests", "datasets"] {
                     try db.execute(sql: "DELETE FROM \(table)")
                 }
                 var created = Set<String>()
@@ -282,6 +313,9 @@ public final class SQLiteRegistryIndex: RegistryIndex {
                 }
                 for registration in models {
                     try Self.insert(registration, into: db)
+                }
+                for change in pluginChanges {
+                    try Self.insert(change, into: db)
                 }
             }
         } catch let error as DatabaseError {
@@ -296,5 +330,73 @@ public final class SQLiteRegistryIndex: RegistryIndex {
     private static func modelVersionRecord(_ row: Row) -> ModelVersionRecord {
         ModelVersionRecord(model: row["model"], version: row["version"], commit: row["commit_id"], manifest: row["manifest"],
                            registeredAt: row["registered_at"])
+    }
+
+    // MARK: Plugins
+
+    public func pluginHistory(model: String) throws -> [PluginChange] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM plugin_history WHERE model = ? ORDER BY position", arguments: [model]).map {
+                PluginChange(model: $0["model"], plugin: $0["plugin"], changedAt: $0["changed_at"], changedBy: $0["changed_by"],
+                             commit: $0["commit_id"])
+            }
+        }
+    }
+
+    public func record(_ change: PluginChange, beforeCommit: () throws -> Void) throws {
+        do {
+            try pool.write { db in
+                try Self.insert(change, into: db)
+                try beforeCommit()
+            }
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        }
+    }
+
+    static func insert(_ change: PluginChange, into db: Database) throws {
+        try db.execute(sql: "INSERT INTO plugin_history (model, plugin, changed_at, changed_by, commit_id) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [change.model, change.plugin, change.changedAt, change.changedBy, change.commit])
+        try db.execute(sql: "UPDATE models SET plugin = ? WHERE name = ?", arguments: [change.plugin, change.model])
+    }
+
+    // MARK: Authorship cache
+
+    public func authorship(dataset: String, commit: String) throws -> [FileAuthorship]? {
+        try read { db in
+            guard let filesJSON = try String.fetchOne(db, sql: "SELECT files FROM authorship_commits WHERE dataset = ? AND commit_id = ?",
+                                                      arguments: [dataset, commit]) else { return nil }
+            let files = (try? JSONDecoder().decode([[String]].self, from: Data(filesJSON.utf8))) ?? []
+            var byPath: [String: FileAuthorship] = [:]
+            for pair in files where pair.count == 2 { byPath[pair[0]] = FileAuthorship(path: pair[0], blob: pair[1], amounts: [:]) }
+            for row in try Row.fetchAll(db, sql: "SELECT path, contributor_id, bytes, lines FROM file_authorship WHERE dataset = ? AND commit_id = ?",
+                                        arguments: [dataset, commit]) {
+                let path: String = row["path"]
+                byPath[path]?.amounts[row["contributor_id"]] = .init(bytes: UInt64(row["bytes"] as Int64), lines: UInt64(row["lines"] as Int64))
+            }
+            return files.compactMap { $0.count == 2 ? byPath[$0[0]] : nil }
+        }
+    }
+
+    public func storeAuthorship(_ files: [FileAuthorship], dataset: String, commit: String) throws {
+        do {
+            try pool.write { db in
+                let list = try JSONEncoder().encode(files.map { [$0.path, $0.blob] })
+                try db.execute(sql: "INSERT OR REPLACE INTO authorship_commits (dataset, commit_id, files) VALUES (?, ?, ?)",
+                               arguments: [dataset, commit, String(decoding: list, as: UTF8.self)])
+                let statement = try db.cachedStatement(sql: """
+                    INSERT OR REPLACE INTO file_authorship (dataset, commit_id, path, blob_id, contributor_id, bytes, lines)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for file in files {
+                    for (contributor, amount) in file.amounts {
+                        try statement.execute(arguments: [dataset, commit, file.path, file.blob, contributor,
+                                                          Int64(amount.bytes), Int64(amount.lines)])
+                    }
+                }
+            }
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        }
     }
 }

@@ -9,10 +9,13 @@ public struct ModelRegistrationRequest: Sendable {
     public var trainingLogs: [URL]
     public var base: ModelVersionReference?
     public var weights: URL?
-    public var plugin: String?
+    public var plugin: PluginSpec?
+    /// Parts per billion of the version's attribution that flows to its base (default 0).
+    public var baseSharePPB: UInt64?
 
     public init(reference: ModelVersionReference, developer: Identity, datasets: [RevisionReference], trainingLogs: [URL],
-                base: ModelVersionReference?, weights: URL?, plugin: String?) {
+                base: ModelVersionReference?, weights: URL?, plugin: PluginSpec?, baseSharePPB: UInt64? = nil) {
+        self.baseSharePPB = baseSharePPB
         self.reference = reference
         self.developer = developer
         self.datasets = datasets
@@ -34,10 +37,12 @@ public struct ModelVersionInfo: Codable, Sendable, Equatable {
     public var base: ModelManifest.Base?
     public var weights: ModelManifest.Weights?
     public var plugin: String
+    public var baseSharePPB: UInt64?
 
     enum CodingKeys: String, CodingKey {
         case model, version, commit, developer, datasets, base, weights, plugin
         case trainingLogs = "training_logs"
+        case baseSharePPB = "base_share_ppb"
     }
 
     init(manifest: ModelManifest, commit: String) {
@@ -50,6 +55,7 @@ public struct ModelVersionInfo: Codable, Sendable, Equatable {
         base = manifest.base
         weights = manifest.weights
         plugin = manifest.plugin
+        baseSharePPB = manifest.baseSharePPB
     }
 }
 
@@ -86,9 +92,16 @@ extension Store {
 
     /// Registers a model version: one commit in `models/MODEL.git` holding the training logs and
     /// `provenance.json`, tagged with the version, and its index entry, all or nothing.
-    public func registerModel(_ request: ModelRegistrationRequest, date: Date = Date()) throws -> ModelVersionInfo {
+    public func registerModel(_ request: ModelRegistrationRequest, resolver: any AttributionPluginResolver,
+                              date: Date = Date()) throws -> ModelVersionInfo {
         let reference = request.reference
-        if let plugin = request.plugin { try AttributionPluginNames.validate(plugin) }
+        if let spec = request.plugin { try Self.checkOptions(spec, of: try resolver.plugin(named: spec.name, store: self)) }
+        if let share = request.baseSharePPB {
+            guard request.base != nil else { throw ProvenanceError.invalid("--base-share needs --base: there is no base model to share with") }
+            guard share <= PartsPerBillion.whole else {
+                throw ProvenanceError.invalid("--base-share \(share) is more than 1000000000 parts per billion (the whole)")
+            }
+        }
         guard !request.datasets.isEmpty || request.base != nil else {
             throw ProvenanceError.invalid("\(reference) needs at least one --dataset DS@REV (or a --base model it was fine-tuned from)")
         }
@@ -147,11 +160,12 @@ extension Store {
                     let (sha256, size) = try SHA256Digest.hex(ofFileAt: url)
                     weights = ModelManifest.Weights(name: weightsName, sha256: sha256, size: size)
                 }
-                let plugin = request.plugin ?? existing?.plugin ?? AttributionPluginNames.defaultPlugin
+                let plugin = request.plugin?.description ?? existing?.plugin ?? AttributionPluginNames.defaultPlugin
                 let manifest = ModelManifest(
                     format: ModelManifest.format, model: reference.model, version: reference.version,
                     developer: .init(name: request.developer.name, email: request.developer.email, id: request.developer.id),
-                    datasets: inputs, trainingLogs: logs, base: base, weights: weights, plugin: plugin)
+                    datasets: inputs, trainingLogs: logs, base: base, weights: weights, plugin: plugin,
+                    baseSharePPB: base == nil ? nil : request.baseSharePPB ?? 0)
                 let manifestData = try manifest.encoded()
                 try editor.setFile(ModelManifest.fileName, id: try repository.writeBlob(manifestData), mode: .blob,
                                    size: UInt64(manifestData.count))
@@ -163,11 +177,15 @@ extension Store {
                 let commit = try repository.createCommit(tree: tree, parents: parent.map { [$0] } ?? [], author: signature,
                                                          committer: signature, message: "Register \(reference)\n")
                 CrashPoint.afterObjectsWritten.hit()
+                // A new model, or a different plugin, starts or extends the plugin history.
+                let pluginChange = existing?.plugin == plugin ? nil : try writePluginChange(
+                    model: reference.model, spec: try PluginSpec(parsing: plugin), by: request.developer, in: repository, date: date)
                 let registration = ModelVersionRegistration(
                     version: ModelVersionRecord(model: reference.model, version: reference.version, commit: commit.hex,
                                                 manifest: manifestData, registeredAt: signature.time),
-                    plugin: plugin)
+                    plugin: plugin, pluginChange: pluginChange)
                 try index.register(registration) {
+                    if let pluginChange { try moveReference(Self.pluginReference, in: repository, to: pluginChange.commit) }
                     try repository.createTag(reference.version, target: commit)
                     try repository.updateReference(Self.branch, to: commit, expecting: parent, message: "provenance: register \(reference)")
                     CrashPoint.afterReferenceUpdated.hit()
@@ -217,6 +235,15 @@ extension Store {
                 try repository.updateReference(Self.branch, to: registered, expecting: actual, message: "provenance: recover registered head")
             } else {
                 try repository.deleteReference(Self.branch)
+            }
+        }
+        let plugin = try index.pluginHistory(model: name).last.map { try objectID($0.commit) }
+        let actualPlugin = try repository.referenceTarget(Self.pluginReference)
+        if actualPlugin != plugin {
+            if let plugin {
+                try repository.updateReference(Self.pluginReference, to: plugin, expecting: actualPlugin, message: "provenance: recover plugin")
+            } else {
+                try repository.deleteReference(Self.pluginReference)
             }
         }
         let versions = Set(try index.modelVersions(model: name).map(\.version))

@@ -54,6 +54,7 @@ extension Store {
             }
 
             var versions: [ModelVersionRegistration] = []
+            var pluginChanges: [PluginChange] = []
             var modelCount = 0
             for (name, url) in try repositories(in: modelsURL) {
                 let repository = try Repository.open(at: url)
@@ -80,12 +81,23 @@ extension Store {
                     modelVersions.append(ModelVersionRegistration(
                         version: ModelVersionRecord(model: name, version: manifest.version, commit: commit.hex, manifest: data,
                                                     registeredAt: read.committer.time),
-                        plugin: manifest.plugin))
+                        plugin: manifest.plugin, pluginChange: nil))
                 }
                 if !modelVersions.isEmpty { modelCount += 1 }
                 versions += modelVersions
+                if let tip = try repository.referenceTarget(Self.pluginReference) {
+                    for commit in try repository.history(from: [tip]).reversed() {
+                        let read = try repository.commit(commit)
+                        guard let blob = try repository.blob(atPath: "plugin.json", inTree: read.tree),
+                              let body = try? JSONDecoder().decode([String: String].self, from: try repository.readBlob(blob)),
+                              let plugin = body["plugin"]
+                        else { throw ProvenanceError(.git, "model '\(name)': plugin history commit \(commit.short) has no readable plugin.json") }
+                        pluginChanges.append(PluginChange(model: name, plugin: plugin, changedAt: read.author.time,
+                                                          changedBy: "\(read.author.name) <\(read.author.email)>", commit: commit.hex))
+                    }
+                }
             }
-            try index.rebuild(datasets: registrations, datasetHeads: heads, models: versions)
+            try index.rebuild(datasets: registrations, datasetHeads: heads, models: versions, pluginChanges: pluginChanges)
             return ReindexReport(datasets: heads.count, registeredCommits: registrations.count, models: modelCount,
                                  modelVersions: versions.count)
         }

@@ -28,6 +28,8 @@ public final class Store {
     var modelsURL: URL { root.appendingPathComponent("models", isDirectory: true) }
     var keysURL: URL { root.appendingPathComponent("keys", isDirectory: true) }
     var temporaryURL: URL { root.appendingPathComponent("tmp", isDirectory: true) }
+    /// External attribution plugins private to this store.
+    public var pluginsURL: URL { root.appendingPathComponent("plugins", isDirectory: true) }
 
     /// Where dataset `name`'s bare repository lives.
     public func datasetRepositoryURL(_ name: String) -> URL {

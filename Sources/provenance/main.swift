@@ -1,3 +1,3 @@
 import ProvenanceCLI
 
-Provenance.main()
+await Provenance.main()

@@ -1,0 +1,125 @@
+import AttributionPlugins
+import ArgumentParser
+import Foundation
+import ProvenanceCore
+
+/// `--plugin-timeout`, for commands that may run an external plugin.
+struct PluginOptions: ParsableArguments {
+    @Option(name: .customLong("plugin-timeout"), help: ArgumentHelp("Seconds an external plugin may take.", valueName: "SECONDS"))
+    var timeout: Double = 10
+
+    func validate() throws {
+        guard timeout > 0, timeout.isFinite else { throw ValidationError("--plugin-timeout must be a positive number of seconds") }
+    }
+
+    var registry: PluginRegistry { PluginRegistry(timeout: timeout) }
+}
+
+extension Provenance {
+    struct Plugins: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the attribution plugins: built in, and external provenance-attribution-<name> executables found.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let plugins = PluginRegistry().available(store: try storeOptions.open())
+            if output.json { return try Output.json(plugins) }
+            Output.table(["PLUGIN", "KIND", "VERSION", "OPTIONS / LOCATION"], plugins.map { plugin in
+                let detail = plugin.location ?? (plugin.options ?? [:]).keys.sorted().map { "\($0): \(plugin.options![$0]!)" }.joined(separator: "; ")
+                return [plugin.name, plugin.kind.rawValue, plugin.version, detail]
+            })
+        }
+    }
+
+    struct Attribute: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compute a model version's contributor weights in integer parts per billion.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var pluginOptions: PluginOptions
+
+        @Argument(help: "MODEL@VERSION.")
+        var reference: String
+
+        @Option(help: ArgumentHelp("Use this plugin instead of the model's active one (NAME[:key=value,...]).", valueName: "NAME"))
+        var plugin: String?
+
+        @Option(help: ArgumentHelp("data-volume's unit: bytes or lines.", valueName: "UNIT"))
+        var unit: String?
+
+        func run() async throws {
+            let store = try storeOptions.open()
+            var spec = try plugin.map(PluginSpec.init(parsing:))
+            if let unit {
+                if spec == nil { spec = try PluginSpec(parsing: store.showModel(try Names.parseModelVersion(reference)).plugin) }
+                spec?.options["unit"] = unit
+            }
+            let result = try await store.attribute(try Names.parseModelVersion(reference), override: spec,
+                                                   resolver: pluginOptions.registry)
+            if output.json { return try Output.json(result) }
+            print("\(result.model)@\(result.version) under \(result.plugin)\(result.baseSharePPB > 0 ? " (\(LineageRenderer.percent(result.baseSharePPB)) to \(result.base ?? "base"))" : "")")
+            Output.table(["CONTRIBUTOR", "ID", "PPB", "SHARE", "RAW"], result.weights.map {
+                [$0.contributor, $0.id, String($0.ppb), LineageRenderer.percent($0.ppb), $0.raw.map(Self.format) ?? "-"]
+            }, rightAligned: [2, 3, 4])
+        }
+
+        static func format(_ value: Double) -> String {
+            value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        }
+    }
+}
+
+extension Provenance.Model {
+    struct SetPlugin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-plugin",
+            abstract: "Swap a model's active attribution plugin; the history of swaps is kept.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: "The model.")
+        var model: String
+
+        @Argument(help: "The plugin: NAME or NAME:key=value,...")
+        var plugin: String
+
+        @Option(help: ArgumentHelp("data-volume's unit: bytes or lines.", valueName: "UNIT"))
+        var unit: String?
+
+        @Option(help: ArgumentHelp("Who makes the change (default: the model's latest developer).", valueName: "identity"))
+        var by: String?
+
+        func run() throws {
+            var spec = try PluginSpec(parsing: plugin)
+            if let unit { spec.options["unit"] = unit }
+            let change = try storeOptions.open().setPlugin(model: model, to: spec, by: try by.map(Identity.init(parsing:)),
+                                                           resolver: PluginRegistry())
+            if output.json { return try Output.json(change) }
+            print("\(model) now uses \(change.plugin)")
+        }
+    }
+
+    struct PluginHistory: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "plugin-history", abstract: "Show every change of a model's attribution plugin, oldest first.")
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: "The model.")
+        var model: String
+
+        func run() throws {
+            let history = try storeOptions.open().pluginHistory(model: model)
+            if output.json { return try Output.json(history) }
+            let formatter = ISO8601DateFormatter()
+            Output.table(["WHEN", "PLUGIN", "BY", "COMMIT"], history.map {
+                [formatter.string(from: Date(timeIntervalSince1970: TimeInterval($0.changedAt))), $0.plugin, $0.changedBy, String($0.commit.prefix(7))]
+            })
+        }
+    }
+}

@@ -1,0 +1,262 @@
+public import Foundation
+import GitKit
+
+/// A plugin name with its options: `data-volume`, or `data-volume:unit=lines`.
+public struct PluginSpec: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    public var options: [String: String]
+
+    public init(name: String, options: [String: String] = [:]) {
+        self.name = name
+        self.options = options
+    }
+
+    /// Parses `NAME[:key=value,...]`.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        name = String(parts[0])
+        try AttributionPluginNames.validate(name)
+        options = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: ",") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2, !kv[0].isEmpty else {
+                    throw ProvenanceError.invalid("malformed plugin option '\(pair)' in '\(text)': write NAME:key=value[,key=value]")
+                }
+                options[String(kv[0])] = String(kv[1])
+            }
+        }
+    }
+
+    /// Canonical text: options sorted by key.
+    public var description: String {
+        options.isEmpty ? name : name + ":" + options.keys.sorted().map { "\($0)=\(options[$0]!)" }.joined(separator: ",")
+    }
+}
+
+/// A runnable attribution plugin: a built-in strategy, or an external executable.
+public struct AttributionPlugin: Sendable {
+    public enum Kind: String, Sendable, Codable { case builtIn = "built-in", external }
+
+    public var name: String
+    public var version: String
+    public var kind: Kind
+    /// The options the plugin accepts, with what each means; nil: any (external plugins).
+    public var options: [String: String]?
+    /// Where an external plugin's executable is.
+    public var location: String?
+    let compute: @Sendable (AttributionInput) async throws -> [ContributorWeight]
+
+    public init<S: AttributionStrategy>(_ strategy: S) {
+        name = S.name
+        version = S.version
+        kind = .builtIn
+        options = S.options
+        location = nil
+        compute = { try await strategy.weights(for: $0) }
+    }
+
+    public init(name: String, version: String, location: String,
+                compute: @escaping @Sendable (AttributionInput) async throws -> [ContributorWeight]) {
+        self.name = name
+        self.version = version
+        kind = .external
+        options = nil
+        self.location = location
+        self.compute = compute
+    }
+}
+
+/// Finds plugins by name: the built-ins, and external `provenance-attribution-<name>` executables.
+public protocol AttributionPluginResolver: Sendable {
+    func plugin(named name: String, store: Store) throws -> AttributionPlugin
+}
+
+/// A model version's weights, as `attribute` prints them and invoices record them.
+public struct AttributionResult: Codable, Sendable, Equatable {
+    public struct Weight: Codable, Sendable, Equatable {
+        /// `Name <email>` after mailmap.
+        public var contributor: String
+        public var id: String
+        /// Integer parts per billion; all of them sum to exactly 1,000,000,000.
+        public var ppb: UInt64
+        /// The plugin's own figure for this contributor (bytes, lines, score…); nil for a
+        /// contributor who is weighted only through the base model.
+        public var raw: Double?
+    }
+
+    public var model: String
+    public var version: String
+    public var plugin: String
+    public var pluginVersion: String
+    public var baseSharePPB: UInt64
+    /// The base version's own result, when part of the weight flows to it.
+    public var base: String?
+    public var weights: [Weight]
+
+    enum CodingKeys: String, CodingKey {
+        case model, version, plugin, base, weights
+        case pluginVersion = "plugin_version"
+        case baseSharePPB = "base_share_ppb"
+    }
+}
+
+extension Store {
+    // MARK: Plugin selection
+
+    /// The model's plugin changes, oldest first.
+    public func pluginHistory(model: String) throws -> [PluginChange] {
+        try Names.validateModelName(model)
+        guard try index.model(named: model) != nil else {
+            throw ProvenanceError.notFound("unknown model '\(model)': `provenance model list` shows the registered models")
+        }
+        return try index.pluginHistory(model: model)
+    }
+
+    /// Makes `spec` the model's active plugin, recording the change in the model repository's
+    /// `refs/provenance/plugin` history and in the index, all or nothing.
+    public func setPlugin(model: String, to spec: PluginSpec, by actor: Identity?, resolver: any AttributionPluginResolver,
+                          date: Date = Date()) throws -> PluginChange {
+        try Names.validateModelName(model)
+        let plugin = try resolver.plugin(named: spec.name, store: self)
+        try Self.checkOptions(spec, of: plugin)
+        return try withWriteLock {
+            guard let record = try index.model(named: model) else {
+                throw ProvenanceError.notFound("unknown model '\(model)': `provenance model list` shows the registered models")
+            }
+            if record.plugin == spec.description {
+                throw ProvenanceError.conflict("\(model) already uses \(spec)")
+            }
+            let (repository, _) = try openModelForWriting(model, record: record)
+            let developer = try actor ?? index.modelVersions(model: model).last.map {
+                let manifest = try $0.decodedManifest()
+                return Identity(name: manifest.developer.name, email: manifest.developer.email)
+            } ?? Identity(name: "Provenance", email: "registry@localhost")
+            let change = try writePluginChange(model: model, spec: spec, by: developer, in: repository, date: date)
+            try index.record(change) {
+                try moveReference(Self.pluginReference, in: repository, to: change.commit)
+                CrashPoint.afterReferenceUpdated.hit()
+            }
+            return change
+        }
+    }
+
+    static let pluginReference = "refs/provenance/plugin"
+
+    /// Writes (but does not reference) a commit on top of `refs/provenance/plugin` recording `spec`.
+    func writePluginChange(model: String, spec: PluginSpec, by actor: Identity, in repository: Repository, date: Date) throws -> PluginChange {
+        let parent = try repository.referenceTarget(Self.pluginReference)
+        let body = try CanonicalJSON.encode(["model": model, "plugin": spec.description]) + Data("\n".utf8)
+        let editor = try TreeEditor(repository: repository, base: nil)
+        try editor.setFile("plugin.json", id: try repository.writeBlob(body), mode: .blob, size: UInt64(body.count))
+        let signature = Signature(name: actor.name, email: actor.email, time: Int64(date.timeIntervalSince1970.rounded(.down)),
+                                  offsetMinutes: Int32(TimeZone.current.secondsFromGMT(for: date) / 60))
+        let commit = try repository.createCommit(tree: try editor.write(), parents: parent.map { [$0] } ?? [], author: signature,
+                                                 committer: signature, message: "Use attribution plugin \(spec)\n")
+        return PluginChange(model: model, plugin: spec.description, changedAt: signature.time, changedBy: actor.description,
+                            commit: commit.hex)
+    }
+
+    func moveReference(_ name: String, in repository: Repository, to commit: String) throws {
+        let current = try repository.referenceTarget(name)
+        try repository.updateReference(name, to: try objectID(commit), expecting: current, message: "provenance")
+    }
+
+    static func checkOptions(_ spec: PluginSpec, of plugin: AttributionPlugin) throws {
+        guard let accepted = plugin.options else { return }
+        for key in spec.options.keys.sorted() where accepted[key] == nil {
+            let known = accepted.keys.sorted().map { "\($0) (\(accepted[$0]!))" }.joined(separator: ", ")
+            throw ProvenanceError.invalid("plugin '\(plugin.name)' has no option '\(key)'\(known.isEmpty ? "" : "; it accepts \(known)")")
+        }
+    }
+
+    // MARK: Attributing
+
+    /// What the plugin of `reference` sees.
+    public func attributionInput(for reference: ModelVersionReference, options: [String: String] = [:],
+                                 call: AttributionInput.Call? = nil) throws -> AttributionInput {
+        let (record, manifest) = try modelVersion(reference)
+        let modelRepository = modelRepositoryURL(reference.model)
+        let repository = try Repository.open(at: modelRepository)
+        let commit = try objectID(record.commit)
+        let datasets = try manifest.datasets.map { input in
+            AttributionInput.DatasetCommit(dataset: input.dataset, commit: input.commit, manifestSHA256: input.manifestSHA256,
+                                           repository: datasetRepositoryURL(input.dataset),
+                                           contributors: try index.contributors(dataset: input.dataset, commit: input.commit))
+        }
+        let logs = try manifest.trainingLogs.map { log in
+            guard let blob = try repository.blob(atPath: log.path, inCommit: commit) else {
+                throw ProvenanceError(.git, "\(reference): training log \(log.path) is missing from commit \(commit.short)")
+            }
+            return AttributionInput.TrainingLog(path: log.path, sha256: log.sha256, size: log.size, blob: blob.hex)
+        }
+        return AttributionInput(model: reference.model, version: reference.version, modelCommit: record.commit,
+                                modelRepository: modelRepository, datasets: datasets, trainingLogs: logs, call: call,
+                                options: options, authorshipCache: index)
+    }
+
+    /// The weights of `reference` under its active plugin (or `override`), with the base
+    /// share of its lineage mixed in, recursively.
+    ///
+    /// The rule: a version with a base and a base share of `s` ppb gives `s/10^9` of its weight
+    /// to the base version's own result (computed under the base model's active plugin) and
+    /// keeps the rest for its own dataset contributors; a version without datasets gives all of
+    /// it to its base. Each step is re-normalised exactly, so the result is integer ppb.
+    public func attribute(_ reference: ModelVersionReference, override: PluginSpec? = nil,
+                          resolver: any AttributionPluginResolver, call: AttributionInput.Call? = nil) async throws -> AttributionResult {
+        let (_, manifest) = try modelVersion(reference)
+        let specText = try override?.description ?? index.model(named: reference.model)?.plugin ?? manifest.plugin
+        let spec = try PluginSpec(parsing: specText)
+        let plugin = try resolver.plugin(named: spec.name, store: self)
+        try Self.checkOptions(spec, of: plugin)
+
+        var own: [PartsPerBillion.Share] = []
+        if !manifest.datasets.isEmpty {
+            let input = try attributionInput(for: reference, options: spec.options, call: call)
+            let raw: [ContributorWeight]
+            do { raw = try await plugin.compute(input) } catch let error as AttributionError {
+                throw ProvenanceError.invalid(error.description)
+            } catch let error as ProvenanceError {
+                throw ProvenanceError(error.code, "attribution plugin '\(plugin.name)': \(error.message)")
+            }
+            do {
+                own = try PartsPerBillion.normalize(raw, known: Set(input.contributors.map(\.id)), plugin: plugin.name)
+            } catch let error as AttributionError {
+                throw ProvenanceError.invalid(error.description)
+            }
+        }
+        var shares = own
+        var basePPB: UInt64 = 0
+        if let base = manifest.base {
+            basePPB = manifest.datasets.isEmpty ? PartsPerBillion.whole : manifest.baseSharePPB ?? 0
+            if basePPB > 0 {
+                let baseResult = try await attribute(base.reference, resolver: resolver, call: call)
+                let baseShares = baseResult.weights.map { PartsPerBillion.Share(contributor: $0.id, ppb: $0.ppb, raw: 0) }
+                shares = PartsPerBillion.mix(own: own, base: baseShares, basePPB: basePPB)
+            }
+        }
+        let identities = try contributorIdentities(of: reference)
+        let ownRaw = Dictionary(uniqueKeysWithValues: own.map { ($0.contributor, $0.raw) })
+        let weights = shares.map { share in
+            AttributionResult.Weight(contributor: identities[share.contributor] ?? share.contributor, id: share.contributor,
+                                     ppb: share.ppb, raw: ownRaw[share.contributor])
+        }.sorted { ($0.ppb, $1.id) > ($1.ppb, $0.id) }
+        return AttributionResult(model: reference.model, version: reference.version, plugin: spec.description,
+                                 pluginVersion: plugin.version, baseSharePPB: basePPB,
+                                 base: basePPB > 0 ? manifest.base?.reference.description : nil, weights: weights)
+    }
+
+    /// `Name <email>` for every contributor id in the lineage of `reference`, nearest first.
+    func contributorIdentities(of reference: ModelVersionReference) throws -> [String: String] {
+        var identities: [String: String] = [:]
+        for version in try baseChain(from: reference) {
+            let (_, manifest) = try modelVersion(version)
+            for input in manifest.datasets {
+                for contributor in try index.contributors(dataset: input.dataset, commit: input.commit) where identities[contributor.id] == nil {
+                    identities[contributor.id] = contributor.identity
+                }
+            }
+        }
+        return identities
+    }
+}
