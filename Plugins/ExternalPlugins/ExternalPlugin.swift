@@ -134,51 +134,41 @@ public struct ExternalPlugin: Sendable {
     func fail(_ message: String) -> AttributionError { AttributionError(plugin: name, message: message) }
 
     /// Runs the executable with `body` on stdin; returns stdout. Stderr goes to our stderr.
+    ///
+    /// The plugin runs in a process group of its own, so that when it overruns its time limit
+    /// (or exits leaving children behind) the whole group is killed and nothing it started
+    /// keeps our output streams open.
     func run(_ body: Data) throws -> Data {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = []
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.standardError
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        do { try process.run() } catch {
-            throw fail("cannot start \(executable.path): \(error.localizedDescription)")
+        let process: ChildProcess
+        do { process = try ChildProcess.spawn(executable.path) } catch {
+            throw fail("cannot start \(executable.path): \(error)")
         }
-        // Write and read on their own threads, so a plugin that ignores stdin or floods stdout
-        // cannot block us past the time limit.
+        defer { process.killGroup() }
         let output = OutputBuffer()
         let readDone = DispatchSemaphore(value: 0)
-        let outHandle = stdout.fileHandleForReading
+        let stdout = process.stdout
         DispatchQueue.global().async {
-            output.data = outHandle.readDataToEndOfFile()
+            output.data = ChildProcess.readAll(stdout)
             readDone.signal()
         }
-        let inHandle = stdin.fileHandleForWriting
+        let stdin = process.stdin
         DispatchQueue.global().async {
-            signal(SIGPIPE, SIG_IGN)
-            try? inHandle.write(contentsOf: body)
-            try? inHandle.close()
+            ChildProcess.writeAll(body, to: stdin)
         }
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            _ = finished.wait(timeout: .now() + 5)
+        guard let status = process.wait(timeout: timeout) else {
+            process.killGroup()
+            _ = process.wait(timeout: 5)
             throw fail("did not answer within \(Self.seconds(timeout)) and was stopped (raise --plugin-timeout if it needs longer)")
         }
-        // The plugin has exited; its stdout ends unless a child of it still holds the pipe.
+        process.killGroup()
         guard readDone.wait(timeout: .now() + 5) == .success else {
-            throw fail("exited but left its standard output open (a child process still holds it)")
+            throw fail("exited but left its standard output open (a process outside its group still holds it)")
         }
-        if process.terminationReason == .uncaughtSignal {
-            throw fail("crashed (signal \(process.terminationStatus)); its log is above")
+        switch status {
+        case .signalled(let signal): throw fail("crashed (signal \(signal)); its log is above")
+        case .exited(let code) where code != 0: throw fail("failed with exit status \(code); its log is above")
+        case .exited: return output.data
         }
-        guard process.terminationStatus == 0 else {
-            throw fail("failed with exit status \(process.terminationStatus); its log is above")
-        }
-        return output.data
     }
 
     func parse(_ output: Data) throws -> [ContributorWeight] {
@@ -190,16 +180,32 @@ public struct ExternalPlugin: Sendable {
         if let version = object["protocol"] as? String, version != Self.protocolVersion {
             throw fail("speaks protocol \(version), this host speaks \(Self.protocolVersion)")
         }
-        guard let list = object["weights"] as? [Any] else {
+        guard object["weights"] is [Any] else {
             throw fail("its response has no \"weights\" array")
         }
-        return try list.enumerated().map { index, item in
-            guard let entry = item as? [String: Any], let contributor = entry["contributor"] as? String,
-                  let number = entry["weight"] as? NSNumber, !(entry["weight"] is Bool)
-            else {
+        // Typed decoding refuses strings and booleans where a number belongs.
+        struct Response: Decodable {
+            struct Entry: Decodable {
+                var contributor: String?
+                var weight: Double?
+                init(from decoder: any Decoder) throws {
+                    let container = try? decoder.container(keyedBy: CodingKeys.self)
+                    contributor = try? container?.decode(String.self, forKey: .contributor)
+                    weight = try? container?.decode(Double.self, forKey: .weight)
+                }
+                enum CodingKeys: String, CodingKey { case contributor, weight }
+            }
+            var weights: [Entry]
+        }
+        let response: Response
+        do { response = try JSONDecoder().decode(Response.self, from: output) } catch {
+            throw fail("its response cannot be read: \(error)")
+        }
+        return try response.weights.enumerated().map { index, entry in
+            guard let contributor = entry.contributor, let weight = entry.weight else {
                 throw fail("weights[\(index)] must be {\"contributor\": ID, \"weight\": NUMBER}")
             }
-            return ContributorWeight(contributor: contributor, weight: number.doubleValue)
+            return ContributorWeight(contributor: contributor, weight: weight)
         }
     }
 

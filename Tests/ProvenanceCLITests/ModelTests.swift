@@ -87,7 +87,10 @@ import Testing
         #expect(tree.lines.first?.hasPrefix("model chat-legal@0.1  commit \(top.commit.prefix(7))  developer Tuner <tuner@example.org>") == true)
         #expect(tree.lines.contains { $0.contains("└─ base chat@1.0") })
         #expect(tree.lines.contains { $0.contains("└─ base base@1.0") })
-        #expect(tree.lines.contains { $0.hasSuffix("Ada <ADA@example.org>  ada@example.org  1 commit") })
+        // chat-legal uses data-volume with no base share: law's 9 bytes, 4 of them Ada's.
+        #expect(tree.lines.contains { $0.hasSuffix("Ada <ADA@example.org>  ada@example.org  1 commit  weight 44.4444%") })
+        #expect(tree.lines.contains { $0.hasSuffix("Bob <bob@example.org>  bob@example.org  1 commit") })
+        #expect(tree.lines.contains("weights of chat-legal@0.1 under data-volume:"))
         #expect(tree.lines.contains { $0.contains("training log  training-logs/pretrain.log  sha256 \(pretrain.sha256)") })
         #expect(tree.lines.filter { $0.contains("dataset ") }.count == 4)
 

@@ -14,19 +14,9 @@ import Testing
         return cli
     }
 
-    /// Runs `arguments` and checks the refusal: non-zero exit (no crash), one `Error:` line
-    /// mentioning `mentioning`, and a store identical to before.
     static func expectRefusal(_ cli: CLIHarness, _ arguments: [String], mentioning: String,
                               sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let before = try cli.snapshot()
-        let result = try cli.run(arguments)
-        #expect(!result.signalled, "crashed: \(result)", sourceLocation: sourceLocation)
-        #expect(result.status != 0, "succeeded: \(result)", sourceLocation: sourceLocation)
-        #expect(result.errorLines.count == 1, "not one line: \(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.errorLines.first?.hasPrefix("Error: ") == true, "\(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stderr.contains(mentioning), "\(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stdout.isEmpty, sourceLocation: sourceLocation)
-        #expect(try cli.snapshot() == before, "the store changed", sourceLocation: sourceLocation)
+        try cli.expectRefusal(arguments, mentioning: mentioning, sourceLocation: sourceLocation)
     }
 
     static let ada = ["--contributor", "Ada <ada@example.org>"]

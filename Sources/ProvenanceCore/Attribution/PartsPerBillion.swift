@@ -14,6 +14,12 @@ public enum PartsPerBillion {
         public var ppb: UInt64
         /// The strategy's own figure, before normalisation.
         public var raw: Double
+
+        public init(contributor: String, ppb: UInt64, raw: Double) {
+            self.contributor = contributor
+            self.ppb = ppb
+            self.raw = raw
+        }
     }
 
     /// Validates `weights` and normalises them.
