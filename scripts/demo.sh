@@ -58,7 +58,8 @@ mkdir -p dialogue && printf 'Q: Who wrote the first program?\nA: Ada Lovelace.\n
 run model register base@1.0 --developer "Lab <lab@example.org>" --dataset wiki --dataset poems@HEAD~2 \
   --training-log logs/pretrain.log --weights weights/base.safetensors
 run model register chat@1.0 --developer "Tuner <tuner@example.org>" --dataset poems --dataset dialogue --base base@1.0 --training-log logs/chat.log
-run model register chat-legal@0.1 --developer "Tuner <tuner@example.org>" --dataset law --base chat@1.0
+run model register chat-legal@0.1 --developer "Tuner <tuner@example.org>" --dataset law --base chat@1.0 \
+  --base-share 300000000 --plugin data-volume
 run model list
 run trace chat-legal@0.1
 step "provenance trace chat-legal@0.1 --format dot | head -8"
@@ -66,6 +67,16 @@ step "provenance trace chat-legal@0.1 --format dot | head -8"
 step "provenance export-attestation base@1.0 | head -12"
 "$provenance" export-attestation base@1.0 | sed -n 1,12p
 run reindex
+
+# Attribution: each model has one active plugin; swapping it changes the weights, and the
+# history of swaps is kept (as commits in the model's repository).
+run plugins
+run attribute chat@1.0
+run model set-plugin chat data-volume --by "Tuner <tuner@example.org>"
+run attribute chat@1.0
+run attribute chat@1.0 --unit lines
+run model plugin-history chat
+run attribute chat-legal@0.1
 
 step "git fsck --strict && git log (the git CLI reads the same repositories)"
 for repo in .provenance/datasets/*.git .provenance/models/*.git; do

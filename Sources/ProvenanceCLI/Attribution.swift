@@ -52,12 +52,13 @@ extension Provenance {
 
         func run() async throws {
             let store = try storeOptions.open()
+            let version = try Names.parseModelVersion(reference)
             var spec = try plugin.map(PluginSpec.init(parsing:))
             if let unit {
-                if spec == nil { spec = try PluginSpec(parsing: store.showModel(try Names.parseModelVersion(reference)).plugin) }
+                if spec == nil { spec = try store.activePlugin(of: version.model) }
                 spec?.options["unit"] = unit
             }
-            let result = try await store.attribute(try Names.parseModelVersion(reference), override: spec,
+            let result = try await store.attribute(version, override: spec,
                                                    resolver: pluginOptions.registry)
             if output.json { return try Output.json(result) }
             print("\(result.model)@\(result.version) under \(result.plugin)\(result.baseSharePPB > 0 ? " (\(LineageRenderer.percent(result.baseSharePPB)) to \(result.base ?? "base"))" : "")")

@@ -94,6 +94,10 @@ import Testing
         #expect(volume.ppb != equal.ppb)
         // a.txt is 6+7+12 bytes, b.txt 10: Ann 13, Bo 10, Cy 12 of 35.
         #expect(volume.weights.map(\.raw) == [13, 12, 10])
+        // --unit applies to the active plugin.
+        let lines = try cli.json(Result.self, "attribute", "m@1", "--unit", "lines")
+        #expect(lines.plugin == "data-volume:unit=lines")
+        #expect(lines.ppb == ["ann@example.org": 500_000_000, "bo@example.org": 250_000_000, "cy@example.org": 250_000_000])
         let traceAfter = try cli.run("trace", "m@1").stdout
         #expect(traceAfter != traceBefore)
         #expect(traceAfter.contains("plugin data-volume"))

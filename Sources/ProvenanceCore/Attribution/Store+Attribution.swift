@@ -104,6 +104,15 @@ public struct AttributionResult: Codable, Sendable, Equatable {
 extension Store {
     // MARK: Plugin selection
 
+    /// The model's active plugin, with its options.
+    public func activePlugin(of model: String) throws -> PluginSpec {
+        try Names.validateModelName(model)
+        guard let record = try index.model(named: model) else {
+            throw ProvenanceError.notFound("unknown model '\(model)': `provenance model list` shows the registered models")
+        }
+        return try PluginSpec(parsing: record.plugin)
+    }
+
     /// The model's plugin changes, oldest first.
     public func pluginHistory(model: String) throws -> [PluginChange] {
         try Names.validateModelName(model)
