@@ -81,7 +81,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvenanceCoreTests",
-            dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
+            dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

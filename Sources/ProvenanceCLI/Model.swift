@@ -7,7 +7,7 @@ extension Provenance {
     struct Model: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register model versions and read them back.",
-            subcommands: [Register.self, List.self, Show.self, SetPlugin.self, PluginHistory.self])
+            subcommands: [Register.self, List.self, Show.self, SetPlugin.self, PluginHistory.self, PriceCommand.self])
     }
 }
 

@@ -10,6 +10,13 @@ enum Output {
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 
+    /// Prints a JSONSerialization object, keys sorted.
+    static func jsonObject(_ object: Any) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+
     /// Prints rows in columns separated by two spaces; `rightAligned` columns are numbers.
     static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) {
         let all = [header] + rows

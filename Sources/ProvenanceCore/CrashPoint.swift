@@ -10,6 +10,8 @@ enum CrashPoint: String {
     case afterRepositoryCreated = "after-repository-created"
     case afterReferenceUpdated = "after-reference-updated"
     case afterIndexCommitted = "after-index-committed"
+    case afterCheckpointSigned = "after-checkpoint-signed"
+    case beforeLedgerCommit = "before-ledger-commit"
 
     func hit() {
         guard let wanted = ProcessInfo.processInfo.environment["PROVENANCE_CRASH_AT"], wanted == rawValue else { return }

@@ -74,13 +74,15 @@ extension Store {
         _ = try modelVersion(reference)
         // Walk the chain first so a cycle (possible only in a corrupted index) is an error, not a hang.
         let chain = try baseChain(from: reference)
+        let versions = try chain.map { try modelVersion($0) }
+        let keys = versions.flatMap { $0.1.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) } }
+        let contributors = try index.contributors(of: keys)
         var below: Lineage?
-        for current in chain.reversed() {
-            let (record, manifest) = try modelVersion(current)
-            let datasets = try manifest.datasets.map { input in
+        for (current, (record, manifest)) in zip(chain, versions).reversed() {
+            let datasets = manifest.datasets.map { input in
                 DatasetLineage(dataset: input.dataset, commit: input.commit, manifestSHA256: input.manifestSHA256,
                                files: input.files, bytes: input.bytes,
-                               contributors: try index.contributors(dataset: input.dataset, commit: input.commit).map {
+                               contributors: (contributors[DatasetCommitKey(dataset: input.dataset, commit: input.commit)] ?? []).map {
                                    TraceContributor(contributor: $0.identity, id: $0.id, commits: $0.commits)
                                })
             }
@@ -106,11 +108,16 @@ public enum LineageRenderer {
             let width = attribution.weights.map(\.contributor.count).max() ?? 0
             for weight in attribution.weights {
                 let ppb = String(weight.ppb)
-                lines.append("  " + weight.contributor.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                lines.append("  " + pad(weight.contributor, width) + "  "
                              + String(repeating: " ", count: max(0, 10 - ppb.count)) + ppb + " ppb  " + percent(weight.ppb))
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        let count = text.count
+        return count >= width ? text : text + String(repeating: " ", count: width - count)
     }
 
     /// Parts per billion as a percentage with four decimals, from integers only.
@@ -134,8 +141,7 @@ public enum LineageRenderer {
             let nameWidth = dataset.contributors.map(\.contributor.count).max() ?? 0
             let idWidth = dataset.contributors.map(\.id.count).max() ?? 0
             let rows = dataset.contributors.map { c in
-                c.contributor.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
-                    + c.id.padding(toLength: idWidth, withPad: " ", startingAt: 0) + "  "
+                pad(c.contributor, nameWidth) + "  " + pad(c.id, idWidth) + "  "
                     + "\(c.commits) commit\(c.commits == 1 ? "" : "s")"
                     + (weights[c.id].map { "  weight " + percent($0) } ?? "")
             }
@@ -192,6 +198,9 @@ public enum LineageRenderer {
 
     /// A DOT double-quoted string: quotes and backslashes escaped, newlines as `\n`.
     static func quote(_ text: String) -> String {
+        if !text.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == 0x0A }) {
+            return "\"" + text + "\""
+        }
         var escaped = ""
         for character in text {
             switch character {

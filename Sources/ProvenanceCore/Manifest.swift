@@ -59,7 +59,20 @@ public enum SHA256Digest {
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
+        hex(bytes: digest)
+    }
+
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Lowercase hex of `bytes` (a table lookup: `String(format:)` was a third of `add`'s CPU time).
+    public static func hex<S: Sequence>(bytes: S) -> String where S.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Hashes the file at `url` in 1 MiB chunks; memory does not grow with its size.

@@ -20,7 +20,11 @@ public struct ProvenanceError: Error, CustomStringConvertible, Sendable, Equatab
         case noStore = "no_store"
         case storage = "storage_error"
         case git = "git_error"
+        case insufficientFunds = "insufficient_funds"
     }
+
+    /// The same message under another code.
+    public func withCode(_ code: Code) -> ProvenanceError { ProvenanceError(code, message) }
 
     public static func invalid(_ message: String) -> ProvenanceError { .init(.invalidArgument, message) }
     public static func notFound(_ message: String) -> ProvenanceError { .init(.notFound, message) }

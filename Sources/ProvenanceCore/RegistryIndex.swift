@@ -70,6 +70,8 @@ public protocol RegistryIndex: AnyObject, Sendable, AuthorshipCache {
     func registeredCommits(dataset: String) throws -> [RegisteredCommit]
     func manifest(dataset: String, commit: String) throws -> Data?
     func contributors(dataset: String, commit: String) throws -> [ContributorSummary]
+    /// Contributors of many registered commits in one read, keyed by `DatasetCommitKey`.
+    func contributors(of commits: [DatasetCommitKey]) throws -> [DatasetCommitKey: [ContributorSummary]]
     func blobDigests(dataset: String, blobs: [String]) throws -> [String: BlobDigest]
 
     /// Writes `registration` and moves the dataset's head, all or nothing. `beforeCommit` runs
@@ -148,5 +150,16 @@ public struct PluginChange: Codable, Sendable, Equatable {
         case model, plugin, commit
         case changedAt = "changed_at"
         case changedBy = "changed_by"
+    }
+}
+
+/// A dataset commit, as a dictionary key.
+public struct DatasetCommitKey: Hashable, Sendable {
+    public var dataset: String
+    public var commit: String
+
+    public init(dataset: String, commit: String) {
+        self.dataset = dataset
+        self.commit = commit
     }
 }

@@ -113,6 +113,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
                 t.column("commit_id", .text).notNull()
             }
         }
+        registerSettlementMigration(&migrator)
         return migrator
     }
 
@@ -164,6 +165,25 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
                 """, arguments: [dataset, commit]).map {
                 ContributorSummary(id: $0["contributor_id"], name: $0["name"], email: $0["email"], commits: $0["commits"])
             }
+        }
+    }
+
+    public func contributors(of commits: [DatasetCommitKey]) throws -> [DatasetCommitKey: [ContributorSummary]] {
+        try read { db in
+            var result: [DatasetCommitKey: [ContributorSummary]] = [:]
+            let statement = try db.cachedStatement(sql: """
+                SELECT contributor_id, name, email, commits FROM commit_contributors
+                WHERE dataset = ? AND commit_id = ? ORDER BY commits DESC, contributor_id
+                """)
+            for key in Set(commits) {
+                var list: [ContributorSummary] = []
+                let rows = try Row.fetchCursor(statement, arguments: [key.dataset, key.commit])
+                while let row = try rows.next() {
+                    list.append(ContributorSummary(id: row[0], name: row[1], email: row[2], commits: row[3]))
+                }
+                result[key] = list
+            }
+            return result
         }
     }
 

@@ -102,7 +102,10 @@ public final class Store {
             throw ProvenanceError(.storage, "cannot create a store at \(root.path): \(error.localizedDescription)")
         }
         let index = try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite"))
-        return (Store(root: root, index: index), !existed)
+        let store = Store(root: root, index: index)
+        // The registry's signing key names the ledger (its checkpoint origin), so it exists from the start.
+        _ = try store.keyStore.registryKey()
+        return (store, !existed)
     }
 
     /// Opens the store at `root`, which must exist.

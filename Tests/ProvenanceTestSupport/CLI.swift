@@ -41,6 +41,19 @@ public final class CLIHarness: @unchecked Sendable {
         try runProcess(Self.binary, arguments, in: directory ?? work, environment: environment)
     }
 
+    /// Runs a command that must succeed.
+    @discardableResult
+    public func must(_ arguments: String..., environment: [String: String] = [:]) throws -> ProcessResult {
+        try must(arguments, environment: environment)
+    }
+
+    @discardableResult
+    public func must(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+        let result = try run(arguments, environment: environment)
+        guard result.succeeded else { throw FixtureError("provenance \(arguments.joined(separator: " ")) failed: \(result)") }
+        return result
+    }
+
     /// Runs a command that must succeed, and decodes its `--json` output.
     public func json<T: Decodable>(_ type: T.Type, _ arguments: String...) throws -> T {
         let result = try run(arguments + ["--json"])

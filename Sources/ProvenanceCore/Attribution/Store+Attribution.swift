@@ -188,10 +188,11 @@ extension Store {
         let modelRepository = modelRepositoryURL(reference.model)
         let repository = try Repository.open(at: modelRepository)
         let commit = try objectID(record.commit)
-        let datasets = try manifest.datasets.map { input in
+        let contributors = try index.contributors(of: manifest.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) })
+        let datasets = manifest.datasets.map { input in
             AttributionInput.DatasetCommit(dataset: input.dataset, commit: input.commit, manifestSHA256: input.manifestSHA256,
                                            repository: datasetRepositoryURL(input.dataset),
-                                           contributors: try index.contributors(dataset: input.dataset, commit: input.commit))
+                                           contributors: contributors[DatasetCommitKey(dataset: input.dataset, commit: input.commit)] ?? [])
         }
         let logs = try manifest.trainingLogs.map { log in
             guard let blob = try repository.blob(atPath: log.path, inCommit: commit) else {
@@ -214,26 +215,7 @@ extension Store {
     public func attribute(_ reference: ModelVersionReference, override: PluginSpec? = nil,
                           resolver: any AttributionPluginResolver, call: AttributionInput.Call? = nil) async throws -> AttributionResult {
         let (_, manifest) = try modelVersion(reference)
-        let specText = try override?.description ?? index.model(named: reference.model)?.plugin ?? manifest.plugin
-        let spec = try PluginSpec(parsing: specText)
-        let plugin = try resolver.plugin(named: spec.name, store: self)
-        try Self.checkOptions(spec, of: plugin)
-
-        var own: [PartsPerBillion.Share] = []
-        if !manifest.datasets.isEmpty {
-            let input = try attributionInput(for: reference, options: spec.options, call: call)
-            let raw: [ContributorWeight]
-            do { raw = try await plugin.compute(input) } catch let error as AttributionError {
-                throw ProvenanceError.invalid(error.description)
-            } catch let error as ProvenanceError {
-                throw ProvenanceError(error.code, "attribution plugin '\(plugin.name)': \(error.message)")
-            }
-            do {
-                own = try PartsPerBillion.normalize(raw, known: Set(input.contributors.map(\.id)), plugin: plugin.name)
-            } catch let error as AttributionError {
-                throw ProvenanceError.invalid(error.description)
-            }
-        }
+        let (specText, pluginVersion, own) = try await ownShares(reference, override: override, resolver: resolver, call: call)
         var shares = own
         var basePPB: UInt64 = 0
         if let base = manifest.base {
@@ -250,20 +232,47 @@ extension Store {
             AttributionResult.Weight(contributor: identities[share.contributor] ?? share.contributor, id: share.contributor,
                                      ppb: share.ppb, raw: ownRaw[share.contributor])
         }.sorted { ($0.ppb, $1.id) > ($1.ppb, $0.id) }
-        return AttributionResult(model: reference.model, version: reference.version, plugin: spec.description,
-                                 pluginVersion: plugin.version, baseSharePPB: basePPB,
+        return AttributionResult(model: reference.model, version: reference.version, plugin: specText,
+                                 pluginVersion: pluginVersion, baseSharePPB: basePPB,
                                  base: basePPB > 0 ? manifest.base?.reference.description : nil, weights: weights)
+    }
+
+    /// The version's own weights (no base mixed in) under its active plugin or `override`:
+    /// the plugin spec used, its version, and the normalised shares (empty without datasets).
+    func ownShares(_ reference: ModelVersionReference, override: PluginSpec?, resolver: any AttributionPluginResolver,
+                   call: AttributionInput.Call?) async throws -> (plugin: String, pluginVersion: String, shares: [PartsPerBillion.Share]) {
+        let (_, manifest) = try modelVersion(reference)
+        let specText = try override?.description ?? index.model(named: reference.model)?.plugin ?? manifest.plugin
+        let spec = try PluginSpec(parsing: specText)
+        let plugin = try resolver.plugin(named: spec.name, store: self)
+        try Self.checkOptions(spec, of: plugin)
+        guard !manifest.datasets.isEmpty else { return (spec.description, plugin.version, []) }
+        let input = try attributionInput(for: reference, options: spec.options, call: call)
+        let raw: [ContributorWeight]
+        do { raw = try await plugin.compute(input) } catch let error as AttributionError {
+            throw ProvenanceError.invalid(error.description)
+        } catch let error as ProvenanceError {
+            throw ProvenanceError(error.code, "attribution plugin '\(plugin.name)': \(error.message)")
+        }
+        do {
+            return (spec.description, plugin.version,
+                    try PartsPerBillion.normalize(raw, known: Set(input.contributors.map(\.id)), plugin: plugin.name))
+        } catch let error as AttributionError {
+            throw ProvenanceError.invalid(error.description)
+        }
     }
 
     /// `Name <email>` for every contributor id in the lineage of `reference`, nearest first.
     func contributorIdentities(of reference: ModelVersionReference) throws -> [String: String] {
         var identities: [String: String] = [:]
+        var keys: [DatasetCommitKey] = []
         for version in try baseChain(from: reference) {
-            let (_, manifest) = try modelVersion(version)
-            for input in manifest.datasets {
-                for contributor in try index.contributors(dataset: input.dataset, commit: input.commit) where identities[contributor.id] == nil {
-                    identities[contributor.id] = contributor.identity
-                }
+            keys += try modelVersion(version).1.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) }
+        }
+        let contributors = try index.contributors(of: keys)
+        for key in keys {
+            for contributor in contributors[key] ?? [] where identities[contributor.id] == nil {
+                identities[contributor.id] = contributor.identity
             }
         }
         return identities

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import ProvenanceCore
+
+extension Provenance {
+    struct InvoiceCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "invoice", abstract: "Read AI invoices.", subcommands: [Show.self, List.self, Bundle.self])
+    }
+
+    /// An invoice with its place in the ledger, for JSON output.
+    static func invoiceObject(_ entry: InvoiceEntry) throws -> [String: Any] {
+        ["index": entry.index, "leaf_hash": entry.leafHash, "settled_at": entry.settledAt,
+         "invoice": try JSONSerialization.jsonObject(with: entry.bytes)]
+    }
+}
+
+extension Provenance.InvoiceCommand {
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one invoice.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+        @Flag(name: .customLong("canonical"), help: "Print the invoice's exact canonical bytes (what the ledger hashes).") var canonical = false
+        @Argument(help: "The invoice id (its ledger index).") var id: Int
+
+        func run() throws {
+            let entry = try storeOptions.open().invoice(id)
+            if canonical { return print(String(decoding: entry.bytes, as: UTF8.self)) }
+            if output.json { return try Output.jsonObject(try Provenance.invoiceObject(entry)) }
+            let invoice = entry.invoice
+            let record = invoice.record
+            print("invoice \(entry.index)  leaf \(entry.leafHash)")
+            print("call     \(record.caller) → \(record.model)@\(record.version) on node \(record.node)\(record.router.map { " via \($0)" } ?? "")")
+            print("metering \(record.inputTokens) in, \(record.outputTokens) out, \(record.latencyMilliseconds) ms\(invoice.price.sloMilliseconds.map { " (SLO \($0) ms \(invoice.computation.sloMet ? "met" : "missed"))" } ?? "")")
+            print("fee      \(invoice.computation.fee)\(invoice.computation.penalty.raw > 0 ? ", \(invoice.computation.penalty) refunded" : "")  (\(invoice.mode.rawValue)\(invoice.batch.map { ", \($0)" } ?? ""))")
+            for level in invoice.levels {
+                print("lineage  \(level.model)@\(level.version) \(level.modelCommit.prefix(7)) under \(level.plugin)\(level.baseSharePPB > 0 ? ", \(LineageRenderer.percent(level.baseSharePPB)) onward" : "")")
+            }
+            Output.table(["PAYEE", "ROLE", "AMOUNT", "FOR"], invoice.computation.payouts.map {
+                [$0.account, $0.role.rawValue, $0.amount.description, $0.level ?? "-"]
+            }, rightAligned: [2])
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List invoices, optionally of one account or model.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: ArgumentHelp("Only invoices this account paid or was paid by.", valueName: "ACCOUNT")) var account: String?
+        @Option(help: ArgumentHelp("Only invoices of this model.", valueName: "MODEL")) var model: String?
+
+        func run() throws {
+            let entries = try storeOptions.open().invoices(account: account, model: model)
+            if output.json { return try Output.jsonObject(try entries.map(Provenance.invoiceObject)) }
+            Output.table(["INVOICE", "CALLER", "MODEL", "NODE", "FEE", "MODE"], entries.map {
+                ["\($0.index)", $0.invoice.record.caller, "\($0.invoice.record.model)@\($0.invoice.record.version)", $0.invoice.record.node,
+                 $0.invoice.computation.fee.description, $0.invoice.mode.rawValue]
+            }, rightAligned: [0, 4])
+        }
+    }
+
+    struct Bundle: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One statement of an account's invoices, each with its Merkle proof against the signed checkpoint (JSON).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: ArgumentHelp("The payee or caller.", valueName: "ACCOUNT")) var account: String
+        @Option(help: ArgumentHelp("Settled at or after (Unix seconds or ISO 8601).", valueName: "T")) var from: String?
+        @Option(help: ArgumentHelp("Settled at or before (Unix seconds or ISO 8601).", valueName: "T")) var to: String?
+
+        static func time(_ text: String, _ flag: String) throws -> Int64 {
+            if let seconds = Int64(text) { return seconds }
+            let formatter = ISO8601DateFormatter()
+            if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970) }
+            formatter.formatOptions = [.withFullDate]
+            if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970) }
+            throw ValidationError("\(flag) '\(text)' is neither Unix seconds nor an ISO 8601 time like 2026-11-21T12:00:00Z")
+        }
+
+        func run() throws {
+            let bundle = try storeOptions.open().bundle(account: account, from: try from.map { try Self.time($0, "--from") },
+                                                        to: try to.map { try Self.time($0, "--to") })
+            let object: [String: Any] = [
+                "account": bundle.account,
+                "received": bundle.received.description, "received_raw": bundle.received.rawString,
+                "paid": bundle.paid.description, "paid_raw": bundle.paid.rawString,
+                "checkpoint": ["origin": bundle.checkpoint.origin, "size": bundle.checkpoint.size, "root_hash": bundle.checkpoint.rootHash,
+                               "note": bundle.checkpoint.note, "verifier_key": bundle.checkpoint.verifierKey],
+                "invoices": try bundle.items.map { item -> [String: Any] in
+                    ["index": item.index, "leaf_hash": item.leafHash, "proof": item.proof,
+                     "received_raw": item.received.rawString, "paid_raw": item.paid.rawString,
+                     "invoice": try JSONSerialization.jsonObject(with: item.bytes)]
+                },
+            ]
+            try Output.jsonObject(object)
+        }
+    }
+}
+
+extension Provenance {
+    struct LedgerCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ledger", abstract: "The RFC 9162 Merkle ledger of invoices: checkpoints and proofs.",
+            subcommands: [CheckpointCommand.self, Proof.self, Consistency.self])
+    }
+}
+
+extension Provenance.LedgerCommand {
+    struct CheckpointCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Print the latest signed checkpoint (C2SP signed note).")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let checkpoint = try storeOptions.open().checkpoint()
+            if output.json { return try Output.json(checkpoint) }
+            print(checkpoint.note, terminator: "")
+        }
+    }
+
+    struct Proof: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the inclusion proof of an invoice.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The invoice id.") var invoice: Int
+        @Option(help: ArgumentHelp("The tree size to prove against (default: the latest checkpoint).", valueName: "N")) var size: Int?
+
+        func run() throws {
+            let proof = try storeOptions.open().inclusionProof(index: invoice, size: size)
+            if output.json { return try Output.json(proof) }
+            print("invoice \(proof.index) in tree of size \(proof.treeSize)")
+            print("leaf  \(proof.leafHash)")
+            print("root  \(proof.rootHash)")
+            for (step, hash) in proof.proof.enumerated() { print("\(step)  \(hash)") }
+        }
+    }
+
+    struct Consistency: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the consistency proof between two tree sizes.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The older tree size.") var oldSize: Int
+        @Argument(help: "The newer tree size (default: the whole ledger).") var newSize: Int?
+
+        func run() throws {
+            let proof = try storeOptions.open().consistencyProof(oldSize: oldSize, newSize: newSize)
+            if output.json { return try Output.json(proof) }
+            print("from size \(proof.oldSize) (root \(proof.oldRoot)) to size \(proof.newSize) (root \(proof.newRoot))")
+            for (step, hash) in proof.proof.enumerated() { print("\(step)  \(hash)") }
+        }
+    }
+}
+
+extension Provenance {
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-derive everything: leaf hashes, roots, checkpoint and node signatures, every split, every balance, and every git object referenced.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let report = try storeOptions.open().verify()
+            if output.json { try Output.json(report) } else if report.ok {
+                print("verified \(report.invoices) invoice(s), \(report.checkpoints) checkpoint(s), \(report.transfers) transfer(s), \(report.accounts) account(s), \(report.pendingCalls) pending call(s)")
+            }
+            guard report.ok else {
+                throw ProvenanceError(.storage, "verify failed: \(report.failure ?? "unknown")")
+            }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+import GRDB
+
+extension SQLiteRegistryIndex: LedgerStorage {
+    static func registerSettlementMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v4-settlement") { db in
+            // Amounts are decimal strings of base units: SQLite integers stop at 2^63.
+            try db.create(table: "accounts") { t in
+                t.primaryKey("id", .text)
+                t.column("balance", .text).notNull()
+            }
+            try db.create(table: "transfers") { t in
+                t.primaryKey("sequence", .integer)
+                t.column("from_account", .text).notNull()
+                t.column("to_account", .text).notNull()
+                t.column("amount", .text).notNull()
+                t.column("cause", .text).notNull()
+                t.column("invoice", .integer)
+                t.column("call", .text)
+                t.column("created_at", .integer).notNull()
+                t.column("hash", .text).notNull()
+            }
+            try db.create(index: "transfers_by_from", on: "transfers", columns: ["from_account"])
+            try db.create(index: "transfers_by_to", on: "transfers", columns: ["to_account"])
+            try db.create(index: "transfers_by_invoice", on: "transfers", columns: ["invoice"])
+            try db.create(table: "nodes") { t in
+                t.primaryKey("name", .text)
+                t.column("public_key", .text).notNull()
+                t.column("stake", .text).notNull()
+            }
+            try db.create(table: "prices") { t in
+                t.primaryKey("model", .text)
+                t.column("input_per_1k", .text).notNull()
+                t.column("output_per_1k", .text).notNull()
+                t.column("min_fee", .text).notNull()
+                t.column("split", .text).notNull()
+                t.column("slo_ms", .integer)
+                t.column("slo_penalty_bps", .integer).notNull()
+                t.column("updated_at", .integer).notNull()
+            }
+            try db.create(table: "calls") { t in
+                t.primaryKey("idempotency_key", .text)
+                t.column("digest", .text).notNull()
+                t.column("status", .text).notNull()
+                t.column("record", .blob)
+                t.column("signature", .blob)
+                t.column("price", .blob)
+                t.column("fee", .text)
+                t.column("invoice", .integer)
+                t.column("created_at", .integer).notNull()
+            }
+            try db.create(index: "calls_by_status", on: "calls", columns: ["status"])
+            try db.create(table: "invoices") { t in
+                t.primaryKey("ledger_index", .integer)
+                t.column("bytes", .blob).notNull()
+                t.column("leaf_hash", .blob).notNull()
+                t.column("caller", .text).notNull()
+                t.column("model", .text).notNull()
+                t.column("batch", .text)
+                t.column("settled_at", .integer).notNull()
+            }
+            try db.create(index: "invoices_by_model", on: "invoices", columns: ["model"])
+            try db.create(table: "ledger_state") { t in
+                t.primaryKey("id", .integer)
+                t.column("frontier", .blob).notNull()
+            }
+            try db.create(table: "checkpoints") { t in
+                t.primaryKey("size", .integer)
+                t.column("root", .blob).notNull()
+                t.column("note", .text).notNull()
+                t.column("created_at", .integer).notNull()
+            }
+        }
+    }
+
+    public func readLedger<T>(_ body: (any LedgerReader) throws -> T) throws -> T {
+        try read { db in try body(SQLiteLedgerAccess(db: db)) }
+    }
+
+    public func writeLedger<T>(_ body: (any LedgerWriter) throws -> T) throws -> T {
+        do {
+            return try pool.write { db in try body(SQLiteLedgerAccess(db: db)) }
+        } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "ledger write failed: \(error.message ?? error.description)")
+        }
+    }
+}
+
+/// The ledger's SQL, on one connection inside one transaction (or read).
+struct SQLiteLedgerAccess: LedgerWriter {
+    let db: Database
+
+    func amount(_ text: String, _ what: String) throws -> TokenAmount {
+        guard let amount = TokenAmount(rawString: text) else {
+            throw ProvenanceError(.storage, "the ledger holds a malformed amount '\(text)' in \(what)")
+        }
+        return amount
+    }
+
+    func balance(of account: String) throws -> TokenAmount? {
+        try String.fetchOne(db, sql: "SELECT balance FROM accounts WHERE id = ?", arguments: [account]).map { try amount($0, "account \(account)") }
+    }
+
+    func balances() throws -> [String: TokenAmount] {
+        var result: [String: TokenAmount] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT id, balance FROM accounts") {
+            let id: String = row["id"]
+            result[id] = try amount(row["balance"], "account \(id)")
+        }
+        return result
+    }
+
+    func transfers(account: String?) throws -> [Transfer] {
+        let rows: [Row]
+        if let account {
+            rows = try Row.fetchAll(db, sql: "SELECT * FROM transfers WHERE from_account = ? OR to_account = ? ORDER BY sequence",
+                                    arguments: [account, account])
+        } else {
+            rows = try Row.fetchAll(db, sql: "SELECT * FROM transfers ORDER BY sequence")
+        }
+        return try rows.map { row in
+            guard let cause = Transfer.Cause(rawValue: row["cause"]) else {
+                throw ProvenanceError(.storage, "transfer \(row["sequence"] as Int64) has an unknown cause")
+            }
+            return Transfer(sequence: row["sequence"], from: row["from_account"], to: row["to_account"],
+                            amount: try amount(row["amount"], "transfer \(row["sequence"] as Int64)"), cause: cause,
+                            invoice: row["invoice"], call: row["call"], createdAt: row["created_at"], hash: row["hash"])
+        }
+    }
+
+    func node(named name: String) throws -> NodeRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM nodes WHERE name = ?", arguments: [name]).map {
+            NodeRecord(name: $0["name"], publicKey: $0["public_key"], stake: try amount($0["stake"], "node \(name)"))
+        }
+    }
+
+    func price(model: String) throws -> Price? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prices WHERE model = ?", arguments: [model]) else { return nil }
+        return Price(inputPer1k: try amount(row["input_per_1k"], "price"), outputPer1k: try amount(row["output_per_1k"], "price"),
+                     minFee: try amount(row["min_fee"], "price"), split: try RoleSplit(parsing: row["split"]),
+                     sloMilliseconds: (row["slo_ms"] as Int64?).map { UInt64($0) }, sloPenaltyBps: UInt32(row["slo_penalty_bps"] as Int64))
+    }
+
+    func callStatus(idempotencyKey: String) throws -> CallStatus? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT digest, status, invoice FROM calls WHERE idempotency_key = ?",
+                                         arguments: [idempotencyKey]) else { return nil }
+        if (row["status"] as String) == "settled", let invoice = row["invoice"] as Int? {
+            return .settled(digest: row["digest"], invoice: invoice)
+        }
+        return .pending(digest: row["digest"])
+    }
+
+    func pendingCalls() throws -> [PendingCall] {
+        try Row.fetchAll(db, sql: "SELECT * FROM calls WHERE status = 'pending' ORDER BY created_at, rowid").map { row in
+            let record = try CallRecord(canonical: try CanonicalValue(parsing: row["record"]))
+            let signature = try CallSignature(canonical: try CanonicalValue(parsing: row["signature"]))
+            let price = try Self.decodePrice(row["price"])
+            return PendingCall(record: record, signature: signature, price: price, fee: try amount(row["fee"], "call"))
+        }
+    }
+
+    static func encodePrice(_ price: Price) -> Data {
+        CanonicalValue.object([
+            "input_per_1k": .string(price.inputPer1k.rawString), "output_per_1k": .string(price.outputPer1k.rawString),
+            "min_fee": .string(price.minFee.rawString), "split": .string(price.split.description),
+            "slo_ms": price.sloMilliseconds.map { .integer($0) } ?? .null, "slo_penalty_bps": .integer(price.sloPenaltyBps),
+        ]).encoded()
+    }
+
+    static func decodePrice(_ data: Data) throws -> Price {
+        let value = try CanonicalValue(parsing: data)
+        func amount(_ key: String) throws -> TokenAmount {
+            guard let amount = value[key]?.stringValue.flatMap(TokenAmount.init(rawString:)) else {
+                throw ProvenanceError(.storage, "a stored price has no \(key)")
+            }
+            return amount
+        }
+        return Price(inputPer1k: try amount("input_per_1k"), outputPer1k: try amount("output_per_1k"), minFee: try amount("min_fee"),
+                     split: try RoleSplit(parsing: value["split"]?.stringValue ?? ""),
+                     sloMilliseconds: value["slo_ms"]?.stringValue.flatMap { UInt64($0) },
+                     sloPenaltyBps: value["slo_penalty_bps"]?.stringValue.flatMap { UInt32($0) } ?? 0)
+    }
+
+    func invoice(index: Int) throws -> StoredInvoice? {
+        try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE ledger_index = ?", arguments: [index]).map(Self.storedInvoice)
+    }
+
+    func invoices(indices: [Int]) throws -> [StoredInvoice] {
+        try indices.compactMap { try invoice(index: $0) }
+    }
+
+    func invoiceIndices(account: String?, model: String?) throws -> [Int] {
+        var sql = "SELECT ledger_index FROM invoices WHERE 1"
+        var arguments: StatementArguments = []
+        if let model {
+            sql += " AND model = ?"
+            arguments += [model]
+        }
+        if let account {
+            sql += " AND (caller = ? OR ledger_index IN (SELECT invoice FROM transfers WHERE to_account = ? AND invoice IS NOT NULL))"
+            arguments += [account, account]
+        }
+        return try Int.fetchAll(db, sql: sql + " ORDER BY ledger_index", arguments: arguments)
+    }
+
+    func allInvoices() throws -> [StoredInvoice] {
+        try Row.fetchAll(db, sql: "SELECT * FROM invoices ORDER BY ledger_index").map(Self.storedInvoice)
+    }
+
+    static func storedInvoice(_ row: Row) -> StoredInvoice {
+        StoredInvoice(index: row["ledger_index"], bytes: row["bytes"], leafHash: row["leaf_hash"], settledAt: row["settled_at"])
+    }
+
+    func leafHashes() throws -> [Data] {
+        try Data.fetchAll(db, sql: "SELECT leaf_hash FROM invoices ORDER BY ledger_index")
+    }
+
+    func frontier() throws -> CompactRange {
+        guard let data = try Data.fetchOne(db, sql: "SELECT frontier FROM ledger_state WHERE id = 1") else { return CompactRange() }
+        do { return try JSONDecoder().decode(CompactRange.self, from: data) } catch {
+            throw ProvenanceError(.storage, "the ledger's Merkle frontier cannot be read: \(error)")
+        }
+    }
+
+    func checkpoints() throws -> [StoredCheckpoint] {
+        try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY size").map {
+            StoredCheckpoint(size: $0["size"], root: $0["root"], note: $0["note"])
+        }
+    }
+
+    func lastTransfer() throws -> (sequence: Int64, hash: String) {
+        guard let row = try Row.fetchOne(db, sql: "SELECT sequence, hash FROM transfers ORDER BY sequence DESC LIMIT 1") else {
+            return (0, Transfer.genesisHash)
+        }
+        return (row["sequence"], row["hash"])
+    }
+
+    // MARK: Writes
+
+    func setBalance(_ amount: TokenAmount, of account: String) throws {
+        try db.execute(sql: "INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance",
+                       arguments: [account, amount.rawString])
+    }
+
+    func insert(_ transfer: Transfer) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO transfers (sequence, from_account, to_account, amount, cause, invoice, call, created_at, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: [transfer.sequence, transfer.from, transfer.to, transfer.amount.rawString,
+                                          transfer.cause.rawValue, transfer.invoice, transfer.call, transfer.createdAt, transfer.hash])
+    }
+
+    func insert(_ node: NodeRecord) throws {
+        try db.execute(sql: "INSERT INTO nodes (name, public_key, stake) VALUES (?, ?, ?)",
+                       arguments: [node.name, node.publicKey, node.stake.rawString])
+    }
+
+    func setPrice(_ price: Price, model: String, at time: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO prices (model, input_per_1k, output_per_1k, min_fee, split, slo_ms, slo_penalty_bps, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (model) DO UPDATE SET input_per_1k = excluded.input_per_1k, output_per_1k = excluded.output_per_1k,
+              min_fee = excluded.min_fee, split = excluded.split, slo_ms = excluded.slo_ms,
+              slo_penalty_bps = excluded.slo_penalty_bps, updated_at = excluded.updated_at
+            """, arguments: [model, price.inputPer1k.rawString, price.outputPer1k.rawString, price.minFee.rawString,
+                             price.split.description, price.sloMilliseconds.map { Int64($0) }, Int64(price.sloPenaltyBps), time])
+    }
+
+    func insertPending(_ call: PendingCall, at time: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, created_at)
+            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
+            """, arguments: [call.record.idempotencyKey, call.record.digest, call.record.canonicalBytes, call.signature.canonical.encoded(),
+                             Self.encodePrice(call.price), call.fee.rawString, time])
+    }
+
+    func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
+        // The invoice holds the record and signature, so the call row keeps only the key and outcome.
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
+            ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice,
+              record = NULL, signature = NULL, price = NULL
+            """)
+        try statement.execute(arguments: [idempotencyKey, digest, invoice, time])
+    }
+
+    func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: [invoice.index, invoice.bytes, invoice.leafHash, caller, model, batch, invoice.settledAt])
+    }
+
+    func saveFrontier(_ range: CompactRange) throws {
+        let data = try JSONEncoder().encode(range)
+        try db.execute(sql: "INSERT INTO ledger_state (id, frontier) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET frontier = excluded.frontier",
+                       arguments: [data])
+    }
+
+    func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+                       arguments: [checkpoint.size, checkpoint.root, checkpoint.note, time])
+    }
+}

@@ -1,0 +1,142 @@
+public import Foundation
+public import Crypto
+
+/// What an inference node reports about one call, signed with the node's Ed25519 key.
+public struct CallRecord: Sendable, Equatable {
+    public static let format = "provenance-call/1"
+
+    public var caller: String
+    public var model: String
+    public var version: String
+    public var node: String
+    public var router: String?
+    public var inputTokens: UInt64
+    public var outputTokens: UInt64
+    public var latencyMilliseconds: UInt64
+    /// SHA-256 of the output text, when the node reports it.
+    public var outputSHA256: String?
+    /// Replaying a key with the same record returns the same invoice; with another, it is refused.
+    public var idempotencyKey: String
+
+    public init(caller: String, model: String, version: String, node: String, router: String?, inputTokens: UInt64,
+                outputTokens: UInt64, latencyMilliseconds: UInt64, outputSHA256: String?, idempotencyKey: String) {
+        self.caller = caller
+        self.model = model
+        self.version = version
+        self.node = node
+        self.router = router
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.latencyMilliseconds = latencyMilliseconds
+        self.outputSHA256 = outputSHA256
+        self.idempotencyKey = idempotencyKey
+    }
+
+    public var canonical: CanonicalValue {
+        .object([
+            "format": .string(Self.format), "caller": .string(caller), "model": .string(model), "version": .string(version),
+            "node": .string(node), "router": .optional(router), "input_tokens": .integer(inputTokens),
+            "output_tokens": .integer(outputTokens), "latency_ms": .integer(latencyMilliseconds),
+            "output_sha256": .optional(outputSHA256), "idempotency_key": .string(idempotencyKey),
+        ])
+    }
+
+    /// The bytes the node signs.
+    public var canonicalBytes: Data { canonical.encoded() }
+
+    /// SHA-256 of the canonical bytes, hex: how a record is compared and referred to.
+    public var digest: String { SHA256Digest.hex(of: canonicalBytes) }
+
+    public init(canonical value: CanonicalValue) throws {
+        func string(_ key: String) throws -> String {
+            guard let text = value[key]?.stringValue else { throw ProvenanceError.invalid("call record has no \(key)") }
+            return text
+        }
+        func integer(_ key: String) throws -> UInt64 {
+            guard let number = UInt64(try string(key)) else { throw ProvenanceError.invalid("call record's \(key) is not a whole number") }
+            return number
+        }
+        guard try string("format") == Self.format else { throw ProvenanceError.invalid("call record format is not \(Self.format)") }
+        self.init(caller: try string("caller"), model: try string("model"), version: try string("version"), node: try string("node"),
+                  router: value["router"]?.stringValue, inputTokens: try integer("input_tokens"),
+                  outputTokens: try integer("output_tokens"), latencyMilliseconds: try integer("latency_ms"),
+                  outputSHA256: value["output_sha256"]?.stringValue, idempotencyKey: try string("idempotency_key"))
+    }
+}
+
+/// How a node vouched for a call: its signature over the record, or over the RFC 9162 root of
+/// a batch of records, with this record's inclusion proof in that batch.
+public enum CallSignature: Sendable, Equatable {
+    case single(signature: Data)
+    case batch(root: Data, signature: Data, index: Int, size: Int, proof: [Data])
+
+    public var canonical: CanonicalValue {
+        switch self {
+        case .single(let signature):
+            return .object(["kind": .string("single"), "signature": .string(signature.base64EncodedString())])
+        case .batch(let root, let signature, let index, let size, let proof):
+            return .object([
+                "kind": .string("batch"), "batch_root": .string(root.base64EncodedString()),
+                "signature": .string(signature.base64EncodedString()), "index": .integer(index), "size": .integer(size),
+                "proof": .array(proof.map { .string($0.base64EncodedString()) }),
+            ])
+        }
+    }
+
+    public init(canonical value: CanonicalValue) throws {
+        func data(_ key: String) throws -> Data {
+            guard let text = value[key]?.stringValue, let data = Data(base64Encoded: text) else {
+                throw ProvenanceError.invalid("call signature has no valid \(key)")
+            }
+            return data
+        }
+        switch value["kind"]?.stringValue {
+        case "single": self = .single(signature: try data("signature"))
+        case "batch":
+            guard let index = value["index"]?.stringValue.flatMap({ Int($0) }), let size = value["size"]?.stringValue.flatMap({ Int($0) }),
+                  let proof = value["proof"]?.arrayValue
+            else { throw ProvenanceError.invalid("batch call signature is incomplete") }
+            self = .batch(root: try data("batch_root"), signature: try data("signature"), index: index, size: size,
+                          proof: try proof.map {
+                              guard let text = $0.stringValue, let data = Data(base64Encoded: text) else {
+                                  throw ProvenanceError.invalid("batch proof holds a malformed hash")
+                              }
+                              return data
+                          })
+        default: throw ProvenanceError.invalid("call signature has an unknown kind")
+        }
+    }
+
+    /// Checks the signature against the node's public key.
+    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey) -> Bool {
+        switch self {
+        case .single(let signature):
+            return publicKey.isValidSignature(signature, for: record.canonicalBytes)
+        case .batch(let root, let signature, let index, let size, let proof):
+            guard publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size)) else { return false }
+            return MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(record.canonicalBytes), index: index, size: size,
+                                              proof: proof, root: root)
+        }
+    }
+
+    /// What a node signs for a batch: a domain-separated statement of the batch's size and root.
+    public static func batchMessage(root: Data, size: Int) -> Data {
+        Data("provenance-call-batch/1\n\(size)\n\(root.base64EncodedString())\n".utf8)
+    }
+
+    /// Signs one record.
+    public static func sign(_ record: CallRecord, with key: Curve25519.Signing.PrivateKey) throws -> CallSignature {
+        .single(signature: try key.signature(for: record.canonicalBytes))
+    }
+
+    /// Signs a batch of records with one signature; returns each record's signature.
+    public static func signBatch(_ records: [CallRecord], with key: Curve25519.Signing.PrivateKey) throws -> [CallSignature] {
+        let leaves = records.map { MerkleTree.leafHash($0.canonicalBytes) }
+        let root = MerkleTree.root(ofLeafHashes: leaves)
+        let signature = try key.signature(for: batchMessage(root: root, size: leaves.count))
+        return try leaves.indices.map { index in
+            .batch(root: root, signature: signature, index: index, size: leaves.count,
+                   proof: try MerkleTree.inclusionProof(index: index, size: leaves.count, leafHashes: leaves))
+        }
+    }
+}

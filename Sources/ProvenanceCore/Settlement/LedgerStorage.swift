@@ -1,0 +1,109 @@
+public import Foundation
+
+/// A transfer between two accounts, with its cause. Every movement of money is one.
+public struct Transfer: Sendable, Equatable {
+    public enum Cause: String, Sendable, Codable {
+        case deposit, withdrawal, stake, charge, reserve, release, payout, refund
+    }
+
+    public var sequence: Int64
+    public var from: String
+    public var to: String
+    public var amount: TokenAmount
+    public var cause: Cause
+    public var invoice: Int?
+    /// The call record's digest, for charges, reserves and releases.
+    public var call: String?
+    public var createdAt: Int64
+    /// SHA-256 chaining this transfer to the previous one, so any edit shows.
+    public var hash: String
+
+    /// The hash of this transfer given the previous transfer's hash.
+    public func computeHash(previous: String) -> String {
+        let body = CanonicalValue.object([
+            "previous": .string(previous), "sequence": .integer(sequence), "from": .string(from), "to": .string(to),
+            "amount": .string(amount.rawString), "cause": .string(cause.rawValue),
+            "invoice": invoice.map { .integer($0) } ?? .null, "call": .optional(call), "created_at": .integer(createdAt),
+        ])
+        return SHA256Digest.hex(of: body.encoded())
+    }
+
+    public static let genesisHash = String(repeating: "0", count: 64)
+}
+
+public struct NodeRecord: Sendable, Equatable {
+    public var name: String
+    public var publicKey: String
+    public var stake: TokenAmount
+}
+
+/// A call whose fee is reserved, waiting for `settle`.
+public struct PendingCall: Sendable, Equatable {
+    public var record: CallRecord
+    public var signature: CallSignature
+    public var price: Price
+    public var fee: TokenAmount
+}
+
+/// What the ledger stores for one invoice.
+public struct StoredInvoice: Sendable, Equatable {
+    public var index: Int
+    public var bytes: Data
+    public var leafHash: Data
+    public var settledAt: Int64
+}
+
+public struct StoredCheckpoint: Sendable, Equatable {
+    public var size: Int
+    public var root: Data
+    public var note: String
+}
+
+public enum CallStatus: Sendable, Equatable {
+    case pending(digest: String)
+    case settled(digest: String, invoice: Int)
+
+    public var digest: String {
+        switch self {
+        case .pending(let digest), .settled(let digest, _): return digest
+        }
+    }
+}
+
+/// Reads of the money side of the store.
+public protocol LedgerReader {
+    func balance(of account: String) throws -> TokenAmount?
+    func balances() throws -> [String: TokenAmount]
+    func transfers(account: String?) throws -> [Transfer]
+    func node(named name: String) throws -> NodeRecord?
+    func price(model: String) throws -> Price?
+    func callStatus(idempotencyKey: String) throws -> CallStatus?
+    func pendingCalls() throws -> [PendingCall]
+    func invoice(index: Int) throws -> StoredInvoice?
+    func invoices(indices: [Int]) throws -> [StoredInvoice]
+    func invoiceIndices(account: String?, model: String?) throws -> [Int]
+    func allInvoices() throws -> [StoredInvoice]
+    func leafHashes() throws -> [Data]
+    func frontier() throws -> CompactRange
+    func checkpoints() throws -> [StoredCheckpoint]
+    func lastTransfer() throws -> (sequence: Int64, hash: String)
+}
+
+/// Writes, all inside one transaction that commits or rolls back whole.
+public protocol LedgerWriter: LedgerReader {
+    func setBalance(_ amount: TokenAmount, of account: String) throws
+    func insert(_ transfer: Transfer) throws
+    func insert(_ node: NodeRecord) throws
+    func setPrice(_ price: Price, model: String, at time: Int64) throws
+    func insertPending(_ call: PendingCall, at time: Int64) throws
+    func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws
+    func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws
+    func saveFrontier(_ range: CompactRange) throws
+    func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws
+}
+
+/// The storage of accounts, transfers, calls, invoices and the Merkle ledger.
+public protocol LedgerStorage: AnyObject, Sendable {
+    func readLedger<T>(_ body: (any LedgerReader) throws -> T) throws -> T
+    func writeLedger<T>(_ body: (any LedgerWriter) throws -> T) throws -> T
+}
