@@ -78,6 +78,35 @@ run attribute chat@1.0 --unit lines
 run model plugin-history chat
 run attribute chat-legal@0.1
 
+# Settlement: price the models, fund a caller, register a node, and call.
+run model price base --input-per-1k 0.002 --output-per-1k 0.006 --min-fee 0.0001 \
+  --split developer=2000,data=5000,node=2000,platform=1000
+run model price chat --input-per-1k 0.004 --output-per-1k 0.012 --slo-ms 800 --slo-penalty-bps 5000 \
+  --split developer=2500,data=4000,node=2000,platform=500,router=1000
+run account deposit alice@example.org 25
+run account deposit node:gpu-1 10
+run node add gpu-1 --stake 5
+run call base@1.0 --caller alice@example.org --node gpu-1 --input-tokens 1200 --output-tokens 400 --latency-ms 350
+run invoice show 0
+for i in 1 2 3 4 5 6; do
+  "$provenance" call chat@1.0 --caller alice@example.org --node gpu-1 --router router@example.org \
+    --input-tokens $((500 * i)) --output-tokens $((200 * i)) --latency-ms $((300 * i)) --defer --idempotency-key "chat-$i" >/dev/null
+  "$provenance" call base@1.0 --caller alice@example.org --node gpu-1 \
+    --input-tokens $((900 * i)) --output-tokens $((100 * i)) --latency-ms 200 --defer --idempotency-key "base-$i" >/dev/null
+done
+step "(12 deferred calls on base@1.0 (equal-share) and chat@1.0 (data-volume), fees reserved)"
+run account balance alice@example.org
+run settle
+step "payouts per contributor"
+for who in ada@example.org grace@example.org alan@example.org alonzo@example.org claude@example.org \
+           lab@example.org tuner@example.org node:gpu-1 router@example.org platform alice@example.org; do
+  printf '  %-22s %s\n' "$who" "$("$provenance" account balance "$who" 2>/dev/null || echo 0)"
+done
+run account statement grace@example.org
+run ledger checkpoint
+run ledger proof 5
+run verify
+
 step "git fsck --strict && git log (the git CLI reads the same repositories)"
 for repo in .provenance/datasets/*.git .provenance/models/*.git; do
   git -C "$repo" fsck --strict && echo "$(basename "$repo"): fsck ok"
