@@ -64,6 +64,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "settlement-benchmark",
+            dependencies: ["ProvenanceCore", "AttributionPlugins", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Benchmarks/Settlement",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "provenance",
             dependencies: ["ProvenanceCLI"],
             swiftSettings: swiftSettings

@@ -138,7 +138,7 @@ extension Provenance {
             let lineage = try store.lineage(of: reference, attribution: attribution)
             switch format {
             case .tree: print(LineageRenderer.tree(lineage))
-            case .json: try Output.json(lineage)
+            case .json: FileHandle.standardOutput.write(LineageRenderer.json(lineage))
             case .dot: print(LineageRenderer.dot(lineage))
             }
         }

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The whole lineage of a model version: its developer, training logs and dataset commits
 /// with their contributors, then the same for its base, recursively.
@@ -224,4 +224,115 @@ public func formatByteCount(_ count: UInt64) -> String {
         unit += 1
     }
     return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+}
+
+extension LineageRenderer {
+    /// The lineage as compact JSON with sorted keys, written directly: a trace of thousands of
+    /// dataset commits is megabytes, which `JSONEncoder` builds slowly as a tree first.
+    public static func json(_ lineage: Lineage) -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(1 << 16)
+        write(lineage, into: &out)
+        out.append(0x0A)
+        return Data(out)
+    }
+
+    private static func write(_ node: Lineage, into out: inout [UInt8]) {
+        var object = JSONObjectWriter(&out)
+        if let attribution = node.attribution {
+            object.key("attribution", &out)
+            var a = JSONObjectWriter(&out)
+            a.key("base", &out); if let base = attribution.base { JSONObjectWriter.string(base, &out) } else { JSONObjectWriter.raw("null", &out) }
+            a.key("base_share_ppb", &out); JSONObjectWriter.raw(String(attribution.baseSharePPB), &out)
+            a.key("model", &out); JSONObjectWriter.string(attribution.model, &out)
+            a.key("plugin", &out); JSONObjectWriter.string(attribution.plugin, &out)
+            a.key("plugin_version", &out); JSONObjectWriter.string(attribution.pluginVersion, &out)
+            a.key("version", &out); JSONObjectWriter.string(attribution.version, &out)
+            a.key("weights", &out)
+            JSONObjectWriter.array(attribution.weights, &out) { weight, out in
+                var w = JSONObjectWriter(&out)
+                w.key("contributor", &out); JSONObjectWriter.string(weight.contributor, &out)
+                w.key("id", &out); JSONObjectWriter.string(weight.id, &out)
+                w.key("ppb", &out); JSONObjectWriter.raw(String(weight.ppb), &out)
+                w.key("raw", &out); JSONObjectWriter.raw(weight.raw.map { $0 == $0.rounded() && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? "null", &out)
+                w.close(&out)
+            }
+            a.close(&out)
+        }
+        object.key("base", &out)
+        if let base = node.base { write(base, into: &out) } else { JSONObjectWriter.raw("null", &out) }
+        object.key("commit", &out); JSONObjectWriter.string(node.commit, &out)
+        object.key("datasets", &out)
+        JSONObjectWriter.array(node.datasets, &out) { dataset, out in
+            var d = JSONObjectWriter(&out)
+            d.key("bytes", &out); JSONObjectWriter.raw(String(dataset.bytes), &out)
+            d.key("commit", &out); JSONObjectWriter.string(dataset.commit, &out)
+            d.key("contributors", &out)
+            JSONObjectWriter.array(dataset.contributors, &out) { contributor, out in
+                var c = JSONObjectWriter(&out)
+                c.key("commits", &out); JSONObjectWriter.raw(String(contributor.commits), &out)
+                c.key("contributor", &out); JSONObjectWriter.string(contributor.contributor, &out)
+                c.key("id", &out); JSONObjectWriter.string(contributor.id, &out)
+                c.close(&out)
+            }
+            d.key("dataset", &out); JSONObjectWriter.string(dataset.dataset, &out)
+            d.key("files", &out); JSONObjectWriter.raw(String(dataset.files), &out)
+            d.key("manifest_sha256", &out); JSONObjectWriter.string(dataset.manifestSHA256, &out)
+            d.close(&out)
+        }
+        object.key("developer", &out); JSONObjectWriter.string(node.developer, &out)
+        object.key("developer_id", &out); JSONObjectWriter.string(node.developerID, &out)
+        object.key("model", &out); JSONObjectWriter.string(node.model, &out)
+        object.key("plugin", &out); JSONObjectWriter.string(node.plugin, &out)
+        object.key("training_logs", &out)
+        JSONObjectWriter.array(node.trainingLogs, &out) { log, out in
+            var l = JSONObjectWriter(&out)
+            l.key("path", &out); JSONObjectWriter.string(log.path, &out)
+            l.key("sha256", &out); JSONObjectWriter.string(log.sha256, &out)
+            l.key("size", &out); JSONObjectWriter.raw(String(log.size), &out)
+            l.close(&out)
+        }
+        object.key("version", &out); JSONObjectWriter.string(node.version, &out)
+        object.key("weights", &out)
+        if let weights = node.weights {
+            var w = JSONObjectWriter(&out)
+            w.key("name", &out); JSONObjectWriter.string(weights.name, &out)
+            w.key("sha256", &out); JSONObjectWriter.string(weights.sha256, &out)
+            w.key("size", &out); JSONObjectWriter.raw(String(weights.size), &out)
+            w.close(&out)
+        } else {
+            JSONObjectWriter.raw("null", &out)
+        }
+        object.close(&out)
+    }
+}
+
+/// Writes one JSON object member by member; callers give keys in sorted order.
+struct JSONObjectWriter {
+    private var first = true
+
+    init(_ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+    }
+
+    mutating func key(_ name: String, _ out: inout [UInt8]) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        Self.string(name, &out)
+        out.append(UInt8(ascii: ":"))
+    }
+
+    func close(_ out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }
+
+    static func string(_ text: String, _ out: inout [UInt8]) { CanonicalValue.writeString(text, into: &out) }
+    static func raw(_ text: String, _ out: inout [UInt8]) { out.append(contentsOf: text.utf8) }
+
+    static func array<T>(_ items: [T], _ out: inout [UInt8], _ element: (T, inout [UInt8]) -> Void) {
+        out.append(UInt8(ascii: "["))
+        for (index, item) in items.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            element(item, &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
 }

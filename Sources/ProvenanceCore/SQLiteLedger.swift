@@ -134,6 +134,12 @@ struct SQLiteLedgerAccess: LedgerWriter {
         }
     }
 
+    func nodes() throws -> [NodeRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM nodes ORDER BY name").map {
+            NodeRecord(name: $0["name"], publicKey: $0["public_key"], stake: try amount($0["stake"], "node \($0["name"] as String)"))
+        }
+    }
+
     func price(model: String) throws -> Price? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prices WHERE model = ?", arguments: [model]) else { return nil }
         return Price(inputPer1k: try amount(row["input_per_1k"], "price"), outputPer1k: try amount(row["output_per_1k"], "price"),

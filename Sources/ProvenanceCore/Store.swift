@@ -10,7 +10,7 @@ import GitKit
 ///   models/           one bare repository per model
 ///   keys/             Ed25519 keys, mode 0700
 /// ```
-public final class Store {
+public final class Store: Sendable {
     /// The store directory itself (the `.provenance` folder, or whatever `--store` named).
     public let root: URL
     public let index: any RegistryIndex

@@ -453,3 +453,16 @@ private func leaves(_ count: Int, salt: String = "leaf") -> [Data] {
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(CompactRange.self, from: shortData) }
     }
 }
+
+@Suite struct AllInclusionProofsTests {
+    @Test func batchProofsEqualSingleProofs() throws {
+        for size in 1...70 {
+            let leaves = (0..<size).map { MerkleTree.leafHash(Data("leaf \($0)".utf8)) }
+            let (root, proofs) = MerkleTree.allInclusionProofs(leafHashes: leaves)
+            #expect(root == MerkleTree.root(ofLeafHashes: leaves))
+            for index in 0..<size {
+                #expect(proofs[index] == (try MerkleTree.inclusionProof(index: index, size: size, leafHashes: leaves)), "size \(size) index \(index)")
+            }
+        }
+    }
+}

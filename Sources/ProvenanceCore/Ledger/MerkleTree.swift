@@ -235,6 +235,25 @@ public enum MerkleTree {
     // MARK: - Internals
 
     /// The largest power of two strictly smaller than `n` (requires `n > 1`).
+    /// Every leaf's inclusion proof in the tree of all `leafHashes`, in O(n log n): what a node
+    /// needs to sign a batch of call records with one signature.
+    public static func allInclusionProofs(leafHashes: [Data]) -> (root: Data, proofs: [[Data]]) {
+        guard !leafHashes.isEmpty else { return (emptyRoot, []) }
+        var proofs = Array(repeating: [Data](), count: leafHashes.count)
+        func build(_ range: Range<Int>) -> Data {
+            if range.count == 1 { return leafHashes[range.lowerBound] }
+            let split = range.lowerBound + largestPowerOfTwo(below: range.count)
+            let left = build(range.lowerBound..<split)
+            let right = build(split..<range.upperBound)
+            // PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n]) for m < k, and the mirror for m >= k.
+            for index in range.lowerBound..<split { proofs[index].append(right) }
+            for index in split..<range.upperBound { proofs[index].append(left) }
+            return nodeHash(left, right)
+        }
+        let root = build(0..<leafHashes.count)
+        return (root, proofs)
+    }
+
     static func largestPowerOfTwo(below n: Int) -> Int {
         precondition(n > 1, "a split needs at least two leaves")
         return 1 << (Int.bitWidth - 1 - (n - 1).leadingZeroBitCount)

@@ -107,16 +107,27 @@ public enum CallSignature: Sendable, Equatable {
         }
     }
 
-    /// Checks the signature against the node's public key.
-    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey) -> Bool {
+    /// Checks the signature against the node's public key. `verifiedBatches` remembers batch
+    /// signatures already checked, so a batch costs one Ed25519 verification, not one per record.
+    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey, verifiedBatches: inout Set<Data>) -> Bool {
         switch self {
         case .single(let signature):
             return publicKey.isValidSignature(signature, for: record.canonicalBytes)
         case .batch(let root, let signature, let index, let size, let proof):
-            guard publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size)) else { return false }
+            let message = Self.batchMessage(root: root, size: size)
+            let memo = message + signature + publicKey.rawRepresentation
+            if !verifiedBatches.contains(memo) {
+                guard publicKey.isValidSignature(signature, for: message) else { return false }
+                verifiedBatches.insert(memo)
+            }
             return MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(record.canonicalBytes), index: index, size: size,
                                               proof: proof, root: root)
         }
+    }
+
+    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey) -> Bool {
+        var once = Set<Data>()
+        return verify(record: record, publicKey: publicKey, verifiedBatches: &once)
     }
 
     /// What a node signs for a batch: a domain-separated statement of the batch's size and root.
@@ -132,11 +143,10 @@ public enum CallSignature: Sendable, Equatable {
     /// Signs a batch of records with one signature; returns each record's signature.
     public static func signBatch(_ records: [CallRecord], with key: Curve25519.Signing.PrivateKey) throws -> [CallSignature] {
         let leaves = records.map { MerkleTree.leafHash($0.canonicalBytes) }
-        let root = MerkleTree.root(ofLeafHashes: leaves)
+        let (root, proofs) = MerkleTree.allInclusionProofs(leafHashes: leaves)
         let signature = try key.signature(for: batchMessage(root: root, size: leaves.count))
-        return try leaves.indices.map { index in
-            .batch(root: root, signature: signature, index: index, size: leaves.count,
-                   proof: try MerkleTree.inclusionProof(index: index, size: leaves.count, leafHashes: leaves))
+        return leaves.indices.map { index in
+            .batch(root: root, signature: signature, index: index, size: leaves.count, proof: proofs[index])
         }
     }
 }

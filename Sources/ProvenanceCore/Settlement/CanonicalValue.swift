@@ -64,28 +64,141 @@ public indirect enum CanonicalValue: Sendable, Equatable {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    /// Parses JSON made only of the kinds above (numbers are refused: canonical values have none).
+    /// Parses JSON made only of the kinds above; numbers are refused (canonical values have
+    /// none). A byte-level parser: `verify` reads every invoice back, and Foundation's
+    /// `JSONSerialization` spent most of its time bridging to Objective-C types.
     public init(parsing data: Data) throws {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            throw ProvenanceError.invalid("not valid JSON: \(error.localizedDescription)")
-        }
-        self = try Self.convert(object)
+        var parser = Parser(bytes: [UInt8](data))
+        self = try parser.value()
+        parser.skipWhitespace()
+        guard parser.position == parser.bytes.count else { throw parser.error("trailing bytes") }
     }
 
-    static func convert(_ object: Any) throws -> CanonicalValue {
-        switch object {
-        case let text as String: return .string(text)
-        case is NSNull: return .null
-        case let list as [Any]: return .array(try list.map(convert))
-        case let map as [String: Any]: return .object(try map.mapValues(convert))
-        case let number as NSNumber:
-            // JSON true/false arrive as NSNumber; integers are always strings in canonical values.
-            if String(describing: type(of: number)).contains("Bool") || number === kCFBooleanTrueCompat || number === kCFBooleanFalseCompat {
-                return .bool(number.boolValue)
+    struct Parser {
+        let bytes: [UInt8]
+        var position = 0
+
+        init(bytes: [UInt8]) { self.bytes = bytes }
+
+        func error(_ what: String) -> ProvenanceError {
+            ProvenanceError.invalid("not canonical JSON: \(what) at byte \(position)")
+        }
+
+        mutating func skipWhitespace() {
+            while position < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[position]) { position += 1 }
+        }
+
+        mutating func expect(_ literal: String) throws {
+            for byte in literal.utf8 {
+                guard position < bytes.count, bytes[position] == byte else { throw error("expected \(literal)") }
+                position += 1
             }
-            throw ProvenanceError.invalid("canonical JSON holds no numbers; found \(number)")
-        default: throw ProvenanceError.invalid("unexpected JSON value \(object)")
+        }
+
+        mutating func value() throws -> CanonicalValue {
+            skipWhitespace()
+            guard position < bytes.count else { throw error("unexpected end") }
+            switch bytes[position] {
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): try expect("true"); return .bool(true)
+            case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+            case UInt8(ascii: "n"): try expect("null"); return .null
+            case UInt8(ascii: "["):
+                position += 1
+                var items: [CanonicalValue] = []
+                skipWhitespace()
+                if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
+                while true {
+                    items.append(try value())
+                    skipWhitespace()
+                    guard position < bytes.count else { throw error("unterminated array") }
+                    if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                    guard bytes[position] == UInt8(ascii: "]") else { throw error("expected , or ]") }
+                    position += 1
+                    return .array(items)
+                }
+            case UInt8(ascii: "{"):
+                position += 1
+                var members: [String: CanonicalValue] = [:]
+                skipWhitespace()
+                if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+                while true {
+                    skipWhitespace()
+                    guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a key") }
+                    let key = try string()
+                    skipWhitespace()
+                    try expect(":")
+                    guard members[key] == nil else { throw error("duplicate key \(key)") }
+                    members[key] = try value()
+                    skipWhitespace()
+                    guard position < bytes.count else { throw error("unterminated object") }
+                    if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                    guard bytes[position] == UInt8(ascii: "}") else { throw error("expected , or }") }
+                    position += 1
+                    return .object(members)
+                }
+            default:
+                throw error("canonical JSON holds only strings, booleans, null, arrays and objects")
+            }
+        }
+
+        mutating func string() throws -> String {
+            position += 1
+            var out: [UInt8] = []
+            while position < bytes.count {
+                let byte = bytes[position]
+                position += 1
+                switch byte {
+                case UInt8(ascii: "\""): 
+                    guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8") }
+                    return text
+                case UInt8(ascii: "\\"):
+                    guard position < bytes.count else { throw error("unterminated escape") }
+                    let escape = bytes[position]
+                    position += 1
+                    switch escape {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
+                    case UInt8(ascii: "b"): out.append(0x08)
+                    case UInt8(ascii: "f"): out.append(0x0C)
+                    case UInt8(ascii: "n"): out.append(0x0A)
+                    case UInt8(ascii: "r"): out.append(0x0D)
+                    case UInt8(ascii: "t"): out.append(0x09)
+                    case UInt8(ascii: "u"):
+                        var scalar = try hex4()
+                        if (0xD800..<0xDC00).contains(scalar) {
+                            try expect("\\u")
+                            let low = try hex4()
+                            guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate") }
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid escape") }
+                        out.append(contentsOf: Array(String(Character(unicode)).utf8))
+                    default: throw error("invalid escape")
+                    }
+                default:
+                    guard byte >= 0x20 else { throw error("control character in a string") }
+                    out.append(byte)
+                }
+            }
+            throw error("unterminated string")
+        }
+
+        mutating func hex4() throws -> UInt32 {
+            guard position + 4 <= bytes.count else { throw error("short \\u escape") }
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                let byte = bytes[position]
+                position += 1
+                let digit: UInt32
+                switch byte {
+                case 48...57: digit = UInt32(byte - 48)
+                case 97...102: digit = UInt32(byte - 87)
+                case 65...70: digit = UInt32(byte - 55)
+                default: throw error("invalid \\u escape")
+                }
+                value = value << 4 | digit
+            }
+            return value
         }
     }
 
@@ -100,6 +213,3 @@ public indirect enum CanonicalValue: Sendable, Equatable {
     public var arrayValue: [CanonicalValue]? { if case .array(let a) = self { return a }; return nil }
     public var isNull: Bool { self == .null }
 }
-
-nonisolated(unsafe) private let kCFBooleanTrueCompat = NSNumber(value: true)
-nonisolated(unsafe) private let kCFBooleanFalseCompat = NSNumber(value: false)

@@ -76,6 +76,7 @@ public protocol LedgerReader {
     func balances() throws -> [String: TokenAmount]
     func transfers(account: String?) throws -> [Transfer]
     func node(named name: String) throws -> NodeRecord?
+    func nodes() throws -> [NodeRecord]
     func price(model: String) throws -> Price?
     func callStatus(idempotencyKey: String) throws -> CallStatus?
     func pendingCalls() throws -> [PendingCall]

@@ -219,6 +219,8 @@ extension Store {
         var levelsByVersion: [ModelVersionReference: [InvoiceLevel]] = [:]
         var prices: [String: Price] = [:]
         var nodes: [String: NodeRecord] = [:]
+        var keys: [String: Curve25519.Signing.PublicKey] = [:]
+        var verifiedBatches = Set<Data>()
         for (record, signature) in calls {
             try validateParties(record)
             let reference = ModelVersionReference(model: record.model, version: record.version)
@@ -234,10 +236,10 @@ extension Store {
                 }
                 nodes[record.node] = node
             }
-            guard let keyData = Data(base64Encoded: nodes[record.node]!.publicKey),
-                  let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData),
-                  signature.verify(record: record, publicKey: key)
-            else {
+            if keys[record.node] == nil, let keyData = Data(base64Encoded: nodes[record.node]!.publicKey) {
+                keys[record.node] = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
+            }
+            guard let key = keys[record.node], signature.verify(record: record, publicKey: key, verifiedBatches: &verifiedBatches) else {
                 throw ProvenanceError.invalid("bad signature: the call record for key '\(record.idempotencyKey)' is not signed by node '\(record.node)'")
             }
         }

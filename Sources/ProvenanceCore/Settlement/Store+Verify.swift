@@ -40,10 +40,8 @@ extension Store {
         func fail(_ message: String) -> VerifyFailure { VerifyFailure(message: message) }
         let loaded: ([StoredInvoice], [StoredCheckpoint], [Transfer], [String: TokenAmount], [PendingCall], [String: NodeRecord?])
         do { loaded = try ledger.readLedger { ledger in
-            let nodeNames = Set(try ledger.allInvoices().compactMap { try? Invoice(canonicalBytes: $0.bytes).record.node })
             var nodes: [String: NodeRecord] = [:]
-            for name in nodeNames { nodes[name] = try ledger.node(named: name) }
-            for call in try ledger.pendingCalls() { nodes[call.record.node] = try ledger.node(named: call.record.node) }
+            for node in try ledger.nodes() { nodes[node.name] = node }
             return (try ledger.allInvoices(), try ledger.checkpoints(), try ledger.transfers(account: nil), try ledger.balances(),
                     try ledger.pendingCalls(), nodes)
         } } catch let error as ProvenanceError {
@@ -79,6 +77,7 @@ extension Store {
         var transfersByInvoice: [Int: [Transfer]] = [:]
         for transfer in transfers { if let invoice = transfer.invoice { transfersByInvoice[invoice, default: []].append(transfer) } }
         var repositories: [String: Repository] = [:]
+        var verifiedBatches = Set<Data>()
         func repository(_ url: URL) throws -> Repository {
             if let open = repositories[url.path] { return open }
             let repo = try Repository.open(at: url)
@@ -98,7 +97,7 @@ extension Store {
             guard let node = nodes[invoice.record.node] ?? nil, node.publicKey == invoice.nodeKey,
                   let keyData = Data(base64Encoded: node.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
             else { throw fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry") }
-            guard invoice.signature.verify(record: invoice.record, publicKey: key) else {
+            guard invoice.signature.verify(record: invoice.record, publicKey: key, verifiedBatches: &verifiedBatches) else {
                 throw fail("\(name): the node signature does not verify")
             }
             let recomputed: SettlementComputation
@@ -161,7 +160,7 @@ extension Store {
         for call in pending {
             guard let node = nodes[call.record.node] ?? nil, let keyData = Data(base64Encoded: node.publicKey),
                   let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData),
-                  call.signature.verify(record: call.record, publicKey: key)
+                  call.signature.verify(record: call.record, publicKey: key, verifiedBatches: &verifiedBatches)
             else { throw fail("pending call \(call.record.idempotencyKey): the node signature does not verify") }
             reserved = try reserved.adding(call.fee)
             report.pendingCalls += 1
