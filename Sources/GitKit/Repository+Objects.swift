@@ -62,7 +62,7 @@ extension Repository {
             var written: UInt64 = 0
             let chunkSize = 1 << 20
             while true {
-                let chunk = try autoreleasepoolCompat { try handle.read(upToCount: chunkSize) ?? Data() }
+                let chunk = try handle.read(upToCount: chunkSize) ?? Data()
                 if chunk.isEmpty { break }
                 written += UInt64(chunk.count)
                 if written > size {
@@ -87,7 +87,7 @@ extension Repository {
     public func writeBlob(_ data: Data) throws -> ObjectID {
         var oid = git_oid()
         try data.withUnsafeBytes { raw in
-            try check("git_blob_create_from_buffer", git_blob_create_from_buffer(&oid, pointer, raw.baseAddress, raw.count))
+            _ = try check("git_blob_create_from_buffer", git_blob_create_from_buffer(&oid, pointer, raw.baseAddress, raw.count))
         }
         return ObjectID(oid)
     }
@@ -244,7 +244,7 @@ extension Repository {
         try author.withGitSignature { authorSig in
             try committer.withGitSignature { committerSig in
                 try parentObjects.withUnsafeMutableBufferPointer { buffer in
-                    try check("git_commit_create", git_commit_create(
+                    _ = try check("git_commit_create", git_commit_create(
                         &out, pointer, nil, authorSig, committerSig, nil, message, treeObject,
                         buffer.count, buffer.baseAddress))
                 }
@@ -304,7 +304,3 @@ extension Repository {
         }
     }
 }
-
-/// Foundation on Linux has no autorelease pool; this keeps the call site portable.
-@inline(__always)
-func autoreleasepoolCompat<T>(_ body: () throws -> T) rethrows -> T { try body() }

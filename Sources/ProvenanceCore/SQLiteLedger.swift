@@ -98,7 +98,8 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func balance(of account: String) throws -> TokenAmount? {
-        try String.fetchOne(db, sql: "SELECT balance FROM accounts WHERE id = ?", arguments: [account]).map { try amount($0, "account \(account)") }
+        let statement = try db.cachedStatement(sql: "SELECT balance FROM accounts WHERE id = ?")
+        return try String.fetchOne(statement, arguments: [account]).map { try amount($0, "account \(account)") }
     }
 
     func balances() throws -> [String: TokenAmount] {
@@ -129,7 +130,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func node(named name: String) throws -> NodeRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM nodes WHERE name = ?", arguments: [name]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM nodes WHERE name = ?"), arguments: [name]).map {
             NodeRecord(name: $0["name"], publicKey: $0["public_key"], stake: try amount($0["stake"], "node \(name)"))
         }
     }
@@ -141,15 +142,15 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func price(model: String) throws -> Price? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prices WHERE model = ?", arguments: [model]) else { return nil }
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM prices WHERE model = ?"), arguments: [model]) else { return nil }
         return Price(inputPer1k: try amount(row["input_per_1k"], "price"), outputPer1k: try amount(row["output_per_1k"], "price"),
                      minFee: try amount(row["min_fee"], "price"), split: try RoleSplit(parsing: row["split"]),
                      sloMilliseconds: (row["slo_ms"] as Int64?).map { UInt64($0) }, sloPenaltyBps: UInt32(row["slo_penalty_bps"] as Int64))
     }
 
     func callStatus(idempotencyKey: String) throws -> CallStatus? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT digest, status, invoice FROM calls WHERE idempotency_key = ?",
-                                         arguments: [idempotencyKey]) else { return nil }
+        let statement = try db.cachedStatement(sql: "SELECT digest, status, invoice FROM calls WHERE idempotency_key = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [idempotencyKey]) else { return nil }
         if (row["status"] as String) == "settled", let invoice = row["invoice"] as Int? {
             return .settled(digest: row["digest"], invoice: invoice)
         }
@@ -244,8 +245,10 @@ struct SQLiteLedgerAccess: LedgerWriter {
     // MARK: Writes
 
     func setBalance(_ amount: TokenAmount, of account: String) throws {
-        try db.execute(sql: "INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance",
-                       arguments: [account, amount.rawString])
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance
+            """)
+        try statement.execute(arguments: [account, amount.rawString])
     }
 
     func insert(_ transfer: Transfer) throws {

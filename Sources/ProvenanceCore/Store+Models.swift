@@ -274,6 +274,7 @@ extension Store {
 
     /// The registered version `reference`, or a clear error.
     public func modelVersion(_ reference: ModelVersionReference) throws -> (ModelVersionRecord, ModelManifest) {
+        if let cached = caches.version(reference) { return cached }
         guard try index.model(named: reference.model) != nil else {
             throw ProvenanceError.notFound("unknown model '\(reference.model)': `provenance model list` shows the registered models")
         }
@@ -281,7 +282,9 @@ extension Store {
             let known = try index.modelVersions(model: reference.model).map(\.version)
             throw ProvenanceError.notFound("model '\(reference.model)' has no version '\(reference.version)' (it has \(known.joined(separator: ", ")))")
         }
-        return (record, try record.decodedManifest())
+        let version = (record, try record.decodedManifest())
+        caches.setVersion(version, for: reference)
+        return version
     }
 
     public func showModel(_ reference: ModelVersionReference) throws -> ModelVersionInfo {

@@ -18,6 +18,9 @@ public final class Store: Sendable {
     public static let defaultDirectoryName = ".provenance"
     public static let environmentVariable = "PROVENANCE_STORE"
 
+    /// Derived values this process may reuse: attribution levels, the registry's signer.
+    let caches = StoreCaches()
+
     private init(root: URL, index: any RegistryIndex) {
         self.root = root
         self.index = index
@@ -141,5 +144,48 @@ public final class Store: Sendable {
         let url = temporaryURL.appendingPathComponent("\(prefix)-\(UUID().uuidString.lowercased())", isDirectory: true)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+}
+
+/// Values derived from immutable inputs, kept for the life of a `Store` (one CLI process, or
+/// the registry service). Guarded by a lock, since the service settles from many tasks.
+final class StoreCaches: @unchecked Sendable {
+    private let lock = NSLock()
+    private var levels: [String: [InvoiceLevel]] = [:]
+    private var signer: NoteSigner?
+    private var versions: [ModelVersionReference: (ModelVersionRecord, ModelManifest)] = [:]
+
+    /// Registered model versions never change, so their decoded manifests can be kept.
+    func version(_ reference: ModelVersionReference) -> (ModelVersionRecord, ModelManifest)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return versions[reference]
+    }
+
+    func setVersion(_ value: (ModelVersionRecord, ModelManifest), for reference: ModelVersionReference) {
+        lock.lock()
+        versions[reference] = value
+        lock.unlock()
+    }
+
+    func levels(_ key: String) -> [InvoiceLevel]? {
+        lock.lock()
+        defer { lock.unlock() }
+        return levels[key]
+    }
+
+    func setLevels(_ value: [InvoiceLevel], for key: String) {
+        lock.lock()
+        levels[key] = value
+        lock.unlock()
+    }
+
+    func signer(_ make: () throws -> NoteSigner) rethrows -> NoteSigner {
+        lock.lock()
+        defer { lock.unlock() }
+        if let signer { return signer }
+        let made = try make()
+        signer = made
+        return made
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Crypto
 import GitKit
 
@@ -73,7 +73,7 @@ extension Store {
     }
 
     public func noteSigner() throws -> NoteSigner {
-        NoteSigner(name: try ledgerOrigin(), privateKey: try keyStore.registryKey())
+        try caches.signer { NoteSigner(name: try ledgerOrigin(), privateKey: try keyStore.registryKey()) }
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
@@ -328,7 +328,19 @@ extension Store {
     }
 
     /// The lineage levels a call of `reference` pays: the version, then its bases while a share flows.
+    ///
+    /// Cached per version and active plugins for the life of the store: model versions and the
+    /// dataset commits they name are immutable, and a plugin swap changes the key.
     func invoiceLevels(for reference: ModelVersionReference, resolver: any AttributionPluginResolver) async throws -> [InvoiceLevel] {
+        var key = reference.description
+        for version in try baseChain(from: reference) { key += "|" + (try index.model(named: version.model)?.plugin ?? "") }
+        if let cached = caches.levels(key) { return cached }
+        let levels = try await computeInvoiceLevels(for: reference, resolver: resolver)
+        caches.setLevels(levels, for: key)
+        return levels
+    }
+
+    private func computeInvoiceLevels(for reference: ModelVersionReference, resolver: any AttributionPluginResolver) async throws -> [InvoiceLevel] {
         var levels: [InvoiceLevel] = []
         var next: ModelVersionReference? = reference
         var visited = Set<ModelVersionReference>()

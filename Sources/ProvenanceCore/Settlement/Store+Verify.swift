@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Crypto
 import GitKit
 
@@ -78,6 +78,7 @@ extension Store {
         for transfer in transfers { if let invoice = transfer.invoice { transfersByInvoice[invoice, default: []].append(transfer) } }
         var repositories: [String: Repository] = [:]
         var verifiedBatches = Set<Data>()
+        var checkedLevels = Set<[String]>()
         func repository(_ url: URL) throws -> Repository {
             if let open = repositories[url.path] { return open }
             let repo = try Repository.open(at: url)
@@ -109,6 +110,10 @@ extension Store {
                 guard level.weights.isEmpty || level.weights.reduce(0, { $0 + $1.ppb }) == PartsPerBillion.whole else {
                     throw fail("\(name): the weights of \(level.model)@\(level.version) do not sum to 1000000000 ppb")
                 }
+                // The git objects a level names are checked once per distinct level.
+                let levelKey = [level.model, level.version, level.modelCommit] + level.trainingLogSHA256
+                    + level.datasets.flatMap { [$0.dataset, $0.commit] }
+                if checkedLevels.contains(levelKey) { continue }
                 let modelRepo: Repository
                 do { modelRepo = try repository(modelRepositoryURL(level.model)) } catch {
                     throw fail("\(name): the repository of model '\(level.model)' is missing")
@@ -126,6 +131,7 @@ extension Store {
                           repo.objectType(id) == .commit
                     else { throw fail("\(name): dataset commit \(dataset.dataset)@\(dataset.commit.prefix(7)) does not exist") }
                 }
+                checkedLevels.insert(levelKey)
             }
             let expected = expectedTransfers(invoice)
             let actual = (transfersByInvoice[stored.index] ?? []).map { [$0.from, $0.to, $0.amount.rawString, $0.cause.rawValue] }
@@ -135,7 +141,10 @@ extension Store {
 
         // Checkpoints: each signature, and each root against the leaves.
         let verifier = try noteSigner().verifier
-        let leaves = invoices.map(\.leafHash)
+        // Roots are recomputed in one pass over the leaves, as a log grows: O(n log n) for any
+        // number of checkpoints (a real-time ledger signs one per call).
+        var range = CompactRange()
+        var leafIterator = invoices.makeIterator()
         for stored in checkpoints {
             let name = "checkpoint \(stored.size)"
             let checkpoint: Checkpoint
@@ -143,7 +152,8 @@ extension Store {
             guard checkpoint.size == stored.size, checkpoint.rootHash == stored.root else {
                 throw fail("\(name): its signed note does not match its stored size and root")
             }
-            guard stored.size <= leaves.count, MerkleTree.root(ofLeafHashes: Array(leaves.prefix(stored.size))) == stored.root else {
+            while range.size < stored.size, let next = leafIterator.next() { range.append(leafHash: next.leafHash) }
+            guard range.size == stored.size, range.root == stored.root else {
                 throw fail("\(name): its root is not the root of the ledger's first \(stored.size) invoices")
             }
             report.checkpoints += 1
