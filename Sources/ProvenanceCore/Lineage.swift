@@ -76,7 +76,7 @@ extension Store {
         let chain = try baseChain(from: reference)
         let versions = try chain.map { try modelVersion($0) }
         let keys = versions.flatMap { $0.1.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) } }
-        let contributors = try index.contributors(of: keys)
+        let contributors = try contributors(of: keys)
         var below: Lineage?
         for (current, (record, manifest)) in zip(chain, versions).reversed() {
             let datasets = manifest.datasets.map { input in
@@ -231,7 +231,8 @@ extension LineageRenderer {
     /// dataset commits is megabytes, which `JSONEncoder` builds slowly as a tree first.
     public static func json(_ lineage: Lineage) -> Data {
         var out: [UInt8] = []
-        out.reserveCapacity(1 << 16)
+        let entries = lineage.chain.reduce(0) { $0 + $1.datasets.reduce(0) { $0 + $1.contributors.count } }
+        out.reserveCapacity(4096 + entries * 120)
         write(lineage, into: &out)
         out.append(0x0A)
         return Data(out)

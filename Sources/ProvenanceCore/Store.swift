@@ -119,6 +119,11 @@ public final class Store: Sendable {
         return Store(root: root, index: try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite")))
     }
 
+    /// The contributors of many registered dataset commits, from memory where already loaded.
+    func contributors(of keys: [DatasetCommitKey]) throws -> [DatasetCommitKey: [ContributorSummary]] {
+        try caches.contributors(keys) { try index.contributors(of: $0) }
+    }
+
     // MARK: Writing
 
     /// Runs `body` holding the store's write lock, so that concurrent writers (several CLI
@@ -154,6 +159,28 @@ final class StoreCaches: @unchecked Sendable {
     private var levels: [String: [InvoiceLevel]] = [:]
     private var signer: NoteSigner?
     private var versions: [ModelVersionReference: (ModelVersionRecord, ModelManifest)] = [:]
+    private var contributors: [DatasetCommitKey: [ContributorSummary]] = [:]
+
+    /// A registered commit's contributors never change either.
+    func contributors(_ keys: [DatasetCommitKey], load: ([DatasetCommitKey]) throws -> [DatasetCommitKey: [ContributorSummary]]) rethrows
+        -> [DatasetCommitKey: [ContributorSummary]] {
+        lock.lock()
+        var result: [DatasetCommitKey: [ContributorSummary]] = [:]
+        var missing: [DatasetCommitKey] = []
+        for key in keys {
+            if let known = contributors[key] { result[key] = known } else { missing.append(key) }
+        }
+        lock.unlock()
+        guard !missing.isEmpty else { return result }
+        let loaded = try load(missing)
+        lock.lock()
+        for (key, list) in loaded {
+            contributors[key] = list
+            result[key] = list
+        }
+        lock.unlock()
+        return result
+    }
 
     /// Registered model versions never change, so their decoded manifests can be kept.
     func version(_ reference: ModelVersionReference) -> (ModelVersionRecord, ModelManifest)? {

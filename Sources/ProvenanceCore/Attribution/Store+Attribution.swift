@@ -188,7 +188,7 @@ extension Store {
         let modelRepository = modelRepositoryURL(reference.model)
         let repository = try Repository.open(at: modelRepository)
         let commit = try objectID(record.commit)
-        let contributors = try index.contributors(of: manifest.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) })
+        let contributors = try contributors(of: manifest.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) })
         let datasets = manifest.datasets.map { input in
             AttributionInput.DatasetCommit(dataset: input.dataset, commit: input.commit, manifestSHA256: input.manifestSHA256,
                                            repository: datasetRepositoryURL(input.dataset),
@@ -226,7 +226,7 @@ extension Store {
                 shares = PartsPerBillion.mix(own: own, base: baseShares, basePPB: basePPB)
             }
         }
-        let identities = try contributorIdentities(of: reference)
+        let identities = try contributorIdentities(of: reference, only: Set(shares.map(\.contributor)))
         let ownRaw = Dictionary(uniqueKeysWithValues: own.map { ($0.contributor, $0.raw) })
         let weights = shares.map { share in
             AttributionResult.Weight(contributor: identities[share.contributor] ?? share.contributor, id: share.contributor,
@@ -263,16 +263,17 @@ extension Store {
     }
 
     /// `Name <email>` for every contributor id in the lineage of `reference`, nearest first.
-    func contributorIdentities(of reference: ModelVersionReference) throws -> [String: String] {
+    func contributorIdentities(of reference: ModelVersionReference, only wanted: Set<String>) throws -> [String: String] {
         var identities: [String: String] = [:]
         var keys: [DatasetCommitKey] = []
         for version in try baseChain(from: reference) {
             keys += try modelVersion(version).1.datasets.map { DatasetCommitKey(dataset: $0.dataset, commit: $0.commit) }
         }
-        let contributors = try index.contributors(of: keys)
+        let contributors = try contributors(of: keys)
         for key in keys {
-            for contributor in contributors[key] ?? [] where identities[contributor.id] == nil {
+            for contributor in contributors[key] ?? [] where wanted.contains(contributor.id) && identities[contributor.id] == nil {
                 identities[contributor.id] = contributor.identity
+                if identities.count == wanted.count { return identities }
             }
         }
         return identities
