@@ -36,28 +36,9 @@ if (( REGISTER_EVERY > COMMITS_PER_DATASET )); then
     exit 2
 fi
 
-for tool in git python3; do
-    command -v "$tool" >/dev/null || { echo "trace.sh: '$tool' is required but not installed" >&2; exit 2; }
-done
-
-PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$PACKAGE_ROOT"
-
-# --- the binary -------------------------------------------------------------------------
-
-if [[ -n ${PROVENANCE_BIN:-} ]]; then
-    if [[ ! -x $PROVENANCE_BIN ]]; then
-        echo "trace.sh: PROVENANCE_BIN=$PROVENANCE_BIN is not an executable file" >&2
-        exit 2
-    fi
-    BIN=$(cd "$(dirname "$PROVENANCE_BIN")" && pwd)/$(basename "$PROVENANCE_BIN")
-else
-    echo "==> Building the release binary (swift build -c release --scratch-path .build-release)"
-    swift build -c release --product provenance --scratch-path .build-release
-    BIN="$PACKAGE_ROOT/.build-release/release/provenance"
-    [[ -x $BIN ]] || BIN="$(swift build -c release --product provenance --scratch-path .build-release --show-bin-path)/provenance"
-fi
-echo "==> Using $BIN"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_tools trace.sh git python3
+find_provenance trace.sh
 echo "==> $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (other load makes the times noisy)"
 
 # --- scratch space and helpers ----------------------------------------------------------

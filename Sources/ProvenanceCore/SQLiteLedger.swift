@@ -78,11 +78,7 @@ extension SQLiteRegistryIndex: LedgerStorage {
     }
 
     public func writeLedger<T>(_ body: (any LedgerWriter) throws -> T) throws -> T {
-        do {
-            return try pool.write { db in try body(SQLiteLedgerAccess(db: db)) }
-        } catch let error as DatabaseError {
-            throw ProvenanceError(.storage, "ledger write failed: \(error.message ?? error.description)")
-        }
+        try write { db in try body(SQLiteLedgerAccess(db: db)) }
     }
 }
 

@@ -117,6 +117,13 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
         return migrator
     }
 
+    /// Runs a write transaction, turning database failures into one-line errors.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.write(body) } catch let error as DatabaseError {
+            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        }
+    }
+
     /// Runs a read, turning database failures into one-line errors.
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try pool.read(body) } catch let error as DatabaseError {
@@ -206,13 +213,9 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
     }
 
     public func register(_ registration: CommitRegistration, beforeCommit: () throws -> Void) throws {
-        do {
-            try pool.write { db in
-                try Self.insert(registration, into: db)
-                try beforeCommit()
-            }
-        } catch let error as DatabaseError {
-            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        try write { db in
+            try Self.insert(registration, into: db)
+            try beforeCommit()
         }
     }
 
@@ -289,13 +292,9 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
     }
 
     public func register(_ registration: ModelVersionRegistration, beforeCommit: () throws -> Void) throws {
-        do {
-            try pool.write { db in
-                try Self.insert(registration, into: db)
-                try beforeCommit()
-            }
-        } catch let error as DatabaseError {
-            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        try write { db in
+            try Self.insert(registration, into: db)
+            try beforeCommit()
         }
     }
 
@@ -318,28 +317,24 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
 
     public func rebuild(datasets: [CommitRegistration], datasetHeads: [String: String], models: [ModelVersionRegistration],
                         pluginChanges: [PluginChange]) throws {
-        do {
-            try pool.write { db in
-                for table in ["plugin_history", "file_authorship", "authorship_commits", "model_datasets", "model_versions", "models", "commit_contributors", "dataset_commits", "blob_digests", "datasets"] {
-                    try db.execute(sql: "DELETE FROM \(table)")
-                }
-                var created = Set<String>()
-                for var registration in datasets {
-                    registration.createsDataset = created.insert(registration.record.dataset).inserted
-                    try Self.insert(registration, into: db)
-                }
-                for (dataset, head) in datasetHeads {
-                    try db.execute(sql: "UPDATE datasets SET head = ? WHERE name = ?", arguments: [head, dataset])
-                }
-                for registration in models {
-                    try Self.insert(registration, into: db)
-                }
-                for change in pluginChanges {
-                    try Self.insert(change, into: db)
-                }
+        try write { db in
+            for table in ["plugin_history", "file_authorship", "authorship_commits", "model_datasets", "model_versions", "models", "commit_contributors", "dataset_commits", "blob_digests", "datasets"] {
+                try db.execute(sql: "DELETE FROM \(table)")
             }
-        } catch let error as DatabaseError {
-            throw ProvenanceError(.storage, "registry index rebuild failed: \(error.message ?? error.description)")
+            var created = Set<String>()
+            for var registration in datasets {
+                registration.createsDataset = created.insert(registration.record.dataset).inserted
+                try Self.insert(registration, into: db)
+            }
+            for (dataset, head) in datasetHeads {
+                try db.execute(sql: "UPDATE datasets SET head = ? WHERE name = ?", arguments: [head, dataset])
+            }
+            for registration in models {
+                try Self.insert(registration, into: db)
+            }
+            for change in pluginChanges {
+                try Self.insert(change, into: db)
+            }
         }
     }
 
@@ -364,13 +359,9 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
     }
 
     public func record(_ change: PluginChange, beforeCommit: () throws -> Void) throws {
-        do {
-            try pool.write { db in
-                try Self.insert(change, into: db)
-                try beforeCommit()
-            }
-        } catch let error as DatabaseError {
-            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
+        try write { db in
+            try Self.insert(change, into: db)
+            try beforeCommit()
         }
     }
 
@@ -399,24 +390,20 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
     }
 
     public func storeAuthorship(_ files: [FileAuthorship], dataset: String, commit: String) throws {
-        do {
-            try pool.write { db in
-                let list = try JSONEncoder().encode(files.map { [$0.path, $0.blob] })
-                try db.execute(sql: "INSERT OR REPLACE INTO authorship_commits (dataset, commit_id, files) VALUES (?, ?, ?)",
-                               arguments: [dataset, commit, String(decoding: list, as: UTF8.self)])
-                let statement = try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO file_authorship (dataset, commit_id, path, blob_id, contributor_id, bytes, lines)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """)
-                for file in files {
-                    for (contributor, amount) in file.amounts {
-                        try statement.execute(arguments: [dataset, commit, file.path, file.blob, contributor,
-                                                          Int64(amount.bytes), Int64(amount.lines)])
-                    }
+        try write { db in
+            let list = try JSONEncoder().encode(files.map { [$0.path, $0.blob] })
+            try db.execute(sql: "INSERT OR REPLACE INTO authorship_commits (dataset, commit_id, files) VALUES (?, ?, ?)",
+                           arguments: [dataset, commit, String(decoding: list, as: UTF8.self)])
+            let statement = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO file_authorship (dataset, commit_id, path, blob_id, contributor_id, bytes, lines)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            for file in files {
+                for (contributor, amount) in file.amounts {
+                    try statement.execute(arguments: [dataset, commit, file.path, file.blob, contributor,
+                                                      Int64(amount.bytes), Int64(amount.lines)])
                 }
             }
-        } catch let error as DatabaseError {
-            throw ProvenanceError(.storage, "registry index write failed: \(error.message ?? error.description)")
         }
     }
 }

@@ -1,0 +1,31 @@
+# Shared by the benchmark scripts: source it, then call require_tools and find_provenance.
+# Both take the calling script's name first, for their error messages.
+
+# require_tools NAME TOOL...: exits 2 unless every TOOL is on PATH.
+require_tools() {
+    local name=$1; shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "$name: '$tool' is required but not installed" >&2; exit 2; }
+    done
+}
+
+# find_provenance NAME: sets BIN to $PROVENANCE_BIN, or builds the release binary once
+# into .build-release. Leaves the working directory at the package root (PACKAGE_ROOT).
+find_provenance() {
+    local name=$1
+    PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    cd "$PACKAGE_ROOT"
+    if [[ -n ${PROVENANCE_BIN:-} ]]; then
+        if [[ ! -x $PROVENANCE_BIN ]]; then
+            echo "$name: PROVENANCE_BIN=$PROVENANCE_BIN is not an executable file" >&2
+            exit 2
+        fi
+        BIN=$(cd "$(dirname "$PROVENANCE_BIN")" && pwd)/$(basename "$PROVENANCE_BIN")
+    else
+        echo "==> Building the release binary (swift build -c release --scratch-path .build-release)"
+        swift build -c release --product provenance --scratch-path .build-release
+        BIN="$PACKAGE_ROOT/.build-release/release/provenance"
+        [[ -x $BIN ]] || BIN="$(swift build -c release --product provenance --scratch-path .build-release --show-bin-path)/provenance"
+    fi
+    echo "==> Using $BIN"
+}
