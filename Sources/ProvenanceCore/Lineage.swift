@@ -62,10 +62,40 @@ public struct DatasetLineage: Codable, Sendable, Equatable {
 }
 
 public struct TraceContributor: Codable, Sendable, Equatable {
-    /// `Name <email>` after mailmap.
-    public var contributor: String
+    public var name: String
+    public var email: String
     public var id: String
     public var commits: Int
+
+    /// `Name <email>` after mailmap. Built on demand: a large trace has tens of thousands of
+    /// rows, and the JSON writer writes the parts directly.
+    public var contributor: String { "\(name) <\(email)>" }
+
+    init(_ summary: ContributorSummary) {
+        name = summary.name
+        email = summary.email
+        id = summary.id
+        commits = summary.commits
+    }
+
+    enum CodingKeys: String, CodingKey { case contributor, id, commits }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(contributor, forKey: .contributor)
+        try container.encode(id, forKey: .id)
+        try container.encode(commits, forKey: .commits)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let identity = try container.decode(String.self, forKey: .contributor)
+        let open = identity.lastIndex(of: "<") ?? identity.endIndex
+        name = identity[..<open].trimmingCharacters(in: .whitespaces)
+        email = open < identity.endIndex ? String(identity[identity.index(after: open)...].dropLast()) : ""
+        id = try container.decode(String.self, forKey: .id)
+        commits = try container.decode(Int.self, forKey: .commits)
+    }
 }
 
 extension Store {
@@ -83,7 +113,7 @@ extension Store {
                 DatasetLineage(dataset: input.dataset, commit: input.commit, manifestSHA256: input.manifestSHA256,
                                files: input.files, bytes: input.bytes,
                                contributors: (contributors[DatasetCommitKey(dataset: input.dataset, commit: input.commit)] ?? []).map {
-                                   TraceContributor(contributor: $0.identity, id: $0.id, commits: $0.commits)
+                                   TraceContributor($0)
                                })
             }
             let plugin = try index.model(named: current.model)?.plugin ?? manifest.plugin
@@ -272,7 +302,7 @@ extension LineageRenderer {
             JSONObjectWriter.array(dataset.contributors, &out) { contributor, out in
                 var c = JSONObjectWriter(&out)
                 c.key("commits", &out); JSONObjectWriter.raw(String(contributor.commits), &out)
-                c.key("contributor", &out); JSONObjectWriter.string(contributor.contributor, &out)
+                c.key("contributor", &out); JSONObjectWriter.identity(contributor.name, contributor.email, &out)
                 c.key("id", &out); JSONObjectWriter.string(contributor.id, &out)
                 c.close(&out)
             }
@@ -327,6 +357,18 @@ struct JSONObjectWriter {
 
     static func string(_ text: String, _ out: inout [UInt8]) { CanonicalValue.writeString(text, into: &out) }
     static func raw(_ text: String, _ out: inout [UInt8]) { out.append(contentsOf: text.utf8) }
+
+    /// `"Name <email>"` without building the string first.
+    static func identity(_ name: String, _ email: String, _ out: inout [UInt8]) {
+        var quoted: [UInt8] = []
+        CanonicalValue.writeString(name, into: &quoted)
+        out.append(contentsOf: quoted.dropLast())
+        out.append(contentsOf: [0x20, 0x3C])
+        quoted.removeAll(keepingCapacity: true)
+        CanonicalValue.writeString(email, into: &quoted)
+        out.append(contentsOf: quoted.dropFirst().dropLast())
+        out.append(contentsOf: [0x3E, 0x22])
+    }
 
     static func array<T>(_ items: [T], _ out: inout [UInt8], _ element: (T, inout [UInt8]) -> Void) {
         out.append(UInt8(ascii: "["))
