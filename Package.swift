@@ -20,6 +20,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C → git wrapper → core → CLI; nothing imports upwards.
@@ -54,11 +60,27 @@ let package = Package(
             path: "Plugins/AttributionPlugins",
             swiftSettings: swiftSettings
         ),
+        // The registry HTTP service: the only target that imports Hummingbird.
+        .target(
+            name: "RegistryService",
+            dependencies: [
+                "ProvenanceCore", "AttributionPlugins",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Registry/Sources/RegistryService",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ProvenanceCLI",
             dependencies: [
                 "ProvenanceCore",
                 "AttributionPlugins",
+                "RegistryService",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -94,6 +116,18 @@ let package = Package(
         .testTarget(
             name: "AttributionPluginsTests",
             dependencies: ["AttributionPlugins", "ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: [
+                "RegistryService", "ProvenanceCore", "AttributionPlugins", "ProvenanceTestSupport", "provenance",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -114,6 +114,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
             }
         }
         registerSettlementMigration(&migrator)
+        registerTokenMigration(&migrator)
         return migrator
     }
 

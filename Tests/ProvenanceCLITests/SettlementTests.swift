@@ -139,6 +139,7 @@ import Testing
         try cli.expectRefusal(["model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "1", "--split", "developer=1,data=1,node=1,platform=1"], mentioning: "sums to 4 basis points")
         try cli.expectRefusal(["model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "1", "--split", "developer=5000,data=5000"], mentioning: "no node= part")
         try cli.expectRefusal(["model", "price", "ghost", "--input-per-1k", "1", "--output-per-1k", "1"], mentioning: "unknown model 'ghost'")
+        try cli.expectRefusal(["model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "1", "--slo-ms", "18446744073709551615"], mentioning: "--slo-ms must be between 1 and")
         try cli.expectRefusal(call.replacingOccurrences(of: "m@1", with: "m@2"), mentioning: "has no version '2'")
         try cli.expectRefusal(call.replacingOccurrences(of: "m@1", with: "ghost@1"), mentioning: "unknown model 'ghost'")
         try cli.expectRefusal(call.replacingOccurrences(of: "gpu1", with: "gpu9"), mentioning: "no private key for node 'gpu9'")

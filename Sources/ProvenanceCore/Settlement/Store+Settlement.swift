@@ -171,7 +171,9 @@ extension Store {
         guard try index.model(named: model) != nil else {
             throw ProvenanceError.notFound("unknown model '\(model)': `provenance model list` shows the registered models")
         }
-        if let slo = price.sloMilliseconds, slo == 0 { throw ProvenanceError.invalid("--slo-ms must be at least 1") }
+        if let slo = price.sloMilliseconds, slo == 0 || slo > UInt64(Int64.max) {
+            throw ProvenanceError.invalid("--slo-ms must be between 1 and \(Int64.max)")
+        }
         guard price.sloPenaltyBps <= RoleSplit.basisPoints else {
             throw ProvenanceError.invalid("--slo-penalty-bps \(price.sloPenaltyBps) is more than 10000 (the whole node share)")
         }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The registry under load: wrk drives POST /v1/calls on loopback with node-signed call records,
+# first settled in real time, then deferred (reserved) and settled as one batch. Prints settled
+# calls per second and p50/p99 latency for each.
+#
+# Needs wrk (apt-get install wrk) and python3 with the cryptography package (to sign the
+# records with the node's key beforehand, so wrk only replays them).
+#
+# Environment:
+#   PROVENANCE_BIN  use this binary instead of building the release one
+#   DURATION        seconds per run (default 10)
+#   CONNECTIONS     concurrent connections, one caller account each (default 8)
+#   THREADS         wrk threads (default 2)
+#   CALLS           signed records prepared per run; a run stops early when they run out (default 60000)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-8}
+THREADS=${THREADS:-2}
+CALLS=${CALLS:-60000}
+
+require_tools http.sh wrk python3 awk
+python3 -c 'import cryptography' 2>/dev/null || { echo "http.sh: python3's cryptography package is required (apt-get install python3-cryptography)" >&2; exit 2; }
+find_provenance http.sh
+PROVENANCE_BIN=$BIN
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+store="$work/store"
+pv() { "$PROVENANCE_BIN" "$@" --store "$store"; }
+"$PROVENANCE_BIN" init --store "$store" >/dev/null
+(cd "$work" && printf 'a\n' > a.txt && printf 'b\n' > b.txt \
+  && pv add text a.txt --contributor "Ann <ann@example.org>" >/dev/null \
+  && pv add text b.txt --contributor "Bo <bo@example.org>" >/dev/null)
+pv model register m@1 --developer "Dev <dev@example.org>" --dataset text >/dev/null
+pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
+pv node add gpu1 >/dev/null
+for caller in $(seq 0 $((CONNECTIONS - 1))); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
+token=$(pv token create --role node --subject gpu1 2>/dev/null)
+admin=$(pv token create --role admin --subject bench 2>/dev/null)
+
+# Sign CALLS records per run with the node's key: one line each, "idempotency key<TAB>body".
+python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CONNECTIONS" <<'EOF'
+import base64, json, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
+folder, calls, callers = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+for mode in ("realtime", "deferred"):
+    with open(f"{folder}/{mode}.tsv", "w") as out:
+        for i in range(calls):
+            record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
+                      "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
+                      "idempotency_key": f"{mode}-{i}"}
+            # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
+            canonical = dict(record, format="provenance-call/1",
+                             **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
+            message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+            signature = base64.b64encode(key.sign(message)).decode()
+            body = {"record": record, "signature": {"kind": "single", "signature": signature}, "deferred": mode == "deferred"}
+            out.write(f"{record['idempotency_key']}\t{json.dumps(body, separators=(',', ':'))}\n")
+EOF
+
+cat > "$work/calls.lua" <<'EOF'
+-- Replays pre-signed calls, each once; every thread takes every THREADS-th line.
+local threads, next_id = {}, 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  local path, count, token = args[1], tonumber(args[2]), args[3]
+  keys, bodies, index, created, failed = {}, {}, 0, 0, 0
+  local n = 0
+  for line in io.lines(path) do
+    if n % count == id then
+      local tab = line:find("\t")
+      keys[#keys + 1] = line:sub(1, tab - 1)
+      bodies[#bodies + 1] = line:sub(tab + 1)
+    end
+    n = n + 1
+  end
+  authorization = "Bearer " .. token
+end
+function request()
+  index = math.min(index + 1, #bodies)
+  return wrk.format("POST", "/v1/calls", {["Content-Type"] = "application/json", ["Authorization"] = authorization,
+                                          ["Idempotency-Key"] = keys[index]}, bodies[index])
+end
+function response(status, headers, body)
+  if status == 201 then created = created + 1 else failed = failed + 1 end
+  if index >= #bodies then wrk.thread:stop() end
+end
+function done(summary, latency, requests)
+  local ok, bad = 0, 0
+  for _, thread in ipairs(threads) do
+    ok = ok + thread:get("created")
+    bad = bad + thread:get("failed")
+  end
+  local seconds = summary.duration / 1e6
+  io.write(string.format("RESULT %d %d %.3f %.2f %.2f\n", ok, bad, seconds,
+                         latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+EOF
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"$PROVENANCE_BIN" serve --store "$store" --host 127.0.0.1 --port "$port" --log-level error >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
+  sleep 0.1
+done
+
+run() {  # mode → "created failed seconds p50ms p99ms"
+  wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:$port" \
+    -- "$work/$1.tsv" "$THREADS" "$token" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }'
+}
+
+echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $(nproc) cores"
+read -r ok bad seconds p50 p99 <<<"$(run realtime)"
+printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  (%d not 201)\n' \
+  "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$bad"
+
+read -r ok bad seconds p50 p99 <<<"$(run deferred)"
+read -r settled settle <<<"$(python3 - "http://127.0.0.1:$port/v1/settlements" "$admin" <<'EOF'
+import json, sys, time, urllib.request
+request = urllib.request.Request(sys.argv[1], method="POST", headers={"Authorization": f"Bearer {sys.argv[2]}"})
+start = time.monotonic()
+report = json.load(urllib.request.urlopen(request, timeout=600))
+print(report["settled"], time.monotonic() - start)
+EOF
+)"
+printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  (%d not 201)\n' \
+  "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$bad"
+printf '%-34s %8d calls  %6.0f settled calls/s  in one batch of %.2f s; end to end %.0f settled calls/s\n' \
+  "batch (POST /v1/settlements)" "$settled" "$(awk "BEGIN { print $settled / $settle }")" "$settle" \
+  "$(awk "BEGIN { print $settled / ($seconds + $settle) }")"
+
+pv verify >/dev/null && echo "verify: ok"

@@ -1,0 +1,135 @@
+import Foundation
+import Hummingbird
+
+/// JSON responses: sorted keys, so equal answers are equal bytes.
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        do {
+            return bytes(try encoder.encode(value), status: status)
+        } catch {
+            // Only a non-finite Double could fail to encode; say so rather than send half a body.
+            let body = Data(#"{"error":{"code":"internal_error","message":"the response could not be encoded as JSON"}}"#.utf8)
+            return bytes(body, status: .internalServerError)
+        }
+    }
+
+    static func bytes(_ data: Data, status: HTTPResponse.Status = .ok, contentType: String = "application/json") -> Response {
+        Response(status: status,
+                 headers: [.contentType: contentType, .contentLength: String(data.count)],
+                 body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Reads request bodies: at most `limit` bytes (413 beyond), JSON of the expected shape (400 otherwise).
+struct BodyReader: Sendable {
+    let limit: Int
+
+    static let decoder = JSONDecoder()
+
+    func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        if let contentType = request.headers[.contentType],
+           !contentType.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix("application/json") {
+            throw RegistryError(.unsupportedMediaType, code: "unsupported_media_type", "send the body as application/json, not \(contentType.prefix(100))")
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw Self.tooLarge(limit)
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw Self.tooLarge(limit)
+        }
+        guard buffer.readableBytes > 0 else { throw RegistryError.malformed("the request needs a JSON body") }
+        do {
+            return try Self.decoder.decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw RegistryError.malformed(Self.describe(error))
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw RegistryError.malformed("the body is not valid JSON")
+        }
+    }
+
+    static func tooLarge(_ limit: Int) -> RegistryError {
+        RegistryError(.contentTooLarge, code: "payload_too_large", "the request body is over the server's limit of \(limit) bytes")
+    }
+
+    /// One line naming the field that did not fit.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return text.isEmpty ? "the body" : String(text.drop(while: { $0 == "." }))
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])) is required"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) must be \(describe(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(describe(type)), not null"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "the body does not have the documented shape"
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is UInt64.Type, is UInt32.Type, is Int.Type, is Int64.Type: return "a whole number in range"
+        case is [Any].Type: return "an array"
+        default: return "an object"
+        }
+    }
+}
+
+/// Any JSON value: how the registry embeds canonical documents (invoices) in its answers.
+enum JSONValue: Codable, Sendable, Equatable {
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        case .null: try container.encodeNil()
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Parses a stored JSON document (an invoice's canonical bytes).
+    static func parse(_ data: Data) throws -> JSONValue {
+        do { return try BodyReader.decoder.decode(JSONValue.self, from: data) } catch {
+            throw RegistryError(.internalServerError, code: "internal_error", "a stored document is not valid JSON")
+        }
+    }
+}

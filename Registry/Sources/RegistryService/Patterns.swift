@@ -1,0 +1,101 @@
+import Foundation
+
+/// The regular expressions of `Registry/openapi.yaml`, checked here exactly as written there
+/// (a test compares the two), so that a value the contract accepts never earns a 400 and a
+/// value it refuses always does. Whatever passes its pattern and is still refused by the
+/// domain is a 422.
+///
+/// The patterns use only what ECMA-262, Python's `re` and ICU read alike: explicit classes,
+/// `\xHH`/`\uHHHH` escapes, `(?!…)` lookaheads over ASCII classes. A check follows Python's
+/// `re.search`, which JSON Schema validators use: `^…$` may match before one final `\n`.
+enum Pattern {
+    /// Dataset, model and node names (DESIGN.md §3).
+    static let name = #"^[a-z0-9][a-z0-9._-]{0,63}$"#
+    /// Model versions: also git tag names (no `..`, no trailing `.` or `.lock`).
+    static let version = #"^(?!.*\.\.)(?!.*\.$)(?!.*\.lock$)[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$"#
+    /// Account ids: contributor and developer ids, `node:NAME`, `platform`, callers.
+    static let account = #"^[a-z0-9@._+:-]{1,128}$"#
+    /// A token amount: at most 20 whole digits and 18 decimals.
+    static let amount = #"^[0-9]{1,20}(\.[0-9]{1,18})?$"#
+    /// A commit id, branch or tag: no revision syntax (`@{…}`, `^`, `~`, `:/…`) reaches git.
+    static let revision = #"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}$"#
+    /// `DATASET` or `DATASET@REV`.
+    static let datasetReference = #"^[a-z0-9][a-z0-9._-]{0,63}(@(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255})?$"#
+    /// `MODEL@VERSION`.
+    static let modelReference = #"^[a-z0-9][a-z0-9._-]{0,63}@(?!.*\.\.)(?!.*\.$)(?!.*\.lock$)[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$"#
+    /// `Name <email>` as git records it faithfully: a name that neither starts nor ends with
+    /// space or punctuation git trims, an ASCII email whose lowercase is an account id.
+    static let identity = #"^[^\x00-\x20\x7f<>.,:;"'\\\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\x00-\x1f\x7f<>]{0,126}[^\x00-\x20\x7f<>.,:;"'\\\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])? <[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}@[A-Za-z0-9.-]{0,62}[A-Za-z0-9]>$"#
+    /// `NAME` or `NAME:key=value[,key=value…]`.
+    static let pluginSpec = #"^[a-z0-9_-]{1,64}(:[^,=]+=[^,]+(,[^,=]+=[^,]+)*)?$"#
+    /// An idempotency key: 1-200 visible ASCII characters (it travels in a header too).
+    static let idempotencyKey = #"^[\x21-\x7e]{1,200}$"#
+    static let sha256Hex = #"^[0-9a-f]{64}$"#
+    /// 32 bytes in canonical base64: an Ed25519 public key, a SHA-256 hash.
+    static let base64Bytes32 = #"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"#
+    /// 64 bytes in canonical base64: an Ed25519 signature.
+    static let base64Bytes64 = #"^[A-Za-z0-9+/]{85}[AQgw]==$"#
+    /// A training log's file name.
+    static let fileName = #"^(?!\.\.?$)[A-Za-z0-9._+-]{1,128}$"#
+
+    private static let compiled: [String: NSRegularExpression] = {
+        var table: [String: NSRegularExpression] = [:]
+        for pattern in all.values { table[pattern] = try! NSRegularExpression(pattern: pattern) }
+        return table
+    }()
+
+    /// Every pattern by the name `openapi.yaml` gives it under `components/schemas`.
+    static let all: [String: String] = [
+        "Name": name, "Version": version, "Account": account, "Amount": amount, "Revision": revision,
+        "DatasetReference": datasetReference, "ModelReference": modelReference, "Identity": identity,
+        "PluginSpec": pluginSpec, "IdempotencyKey": idempotencyKey, "SHA256Hex": sha256Hex,
+        "Base64Bytes32": base64Bytes32, "Base64Bytes64": base64Bytes64, "FileName": fileName,
+    ]
+
+    enum Verdict { case matches, matchesBeforeFinalNewline, fails }
+
+    static func verdict(_ pattern: String, _ text: String) -> Verdict {
+        let regex = compiled[pattern] ?? (try! NSRegularExpression(pattern: pattern))
+        func whole(_ candidate: String) -> Bool {
+            let range = NSRange(candidate.startIndex..., in: candidate)
+            guard let match = regex.firstMatch(in: candidate, options: [.anchored], range: range) else { return false }
+            return match.range == range
+        }
+        if whole(text) { return .matches }
+        var scalars = text.unicodeScalars
+        guard scalars.last == "\n" else { return .fails }
+        scalars.removeLast()
+        return whole(String(scalars)) ? .matchesBeforeFinalNewline : .fails
+    }
+
+    /// Throws 400 unless `text` matches `pattern`. A value that matches only because `$` may
+    /// match before a final newline is valid by the contract, but no name, key or amount ends
+    /// with a newline: that is refused as a 422.
+    static func check(_ text: String, _ pattern: String, _ what: String, _ hint: String) throws {
+        switch verdict(pattern, text) {
+        case .matches: return
+        case .matchesBeforeFinalNewline:
+            throw RegistryError.refused("\(what) ends with a newline: \(hint)")
+        case .fails:
+            throw RegistryError.invalid("\(what) '\(text.prefix(300))' is malformed: \(hint)")
+        }
+    }
+}
+
+extension Pattern {
+    static func checkName(_ text: String, _ what: String) throws {
+        try check(text, name, what, "use 1-64 characters a-z 0-9 . _ -, starting with a letter or digit")
+    }
+    static func checkVersion(_ text: String, _ what: String) throws {
+        try check(text, version, what, "use 1-64 characters A-Z a-z 0-9 . _ + -, starting with a letter or digit (no '..', no trailing '.' or '.lock')")
+    }
+    static func checkAccount(_ text: String, _ what: String) throws {
+        try check(text, account, what, "use 1-128 characters a-z 0-9 @ . _ + : -")
+    }
+    static func checkAmount(_ text: String, _ what: String) throws {
+        try check(text, amount, what, "give a token amount like 12.5 (at most 20 digits and 18 decimals)")
+    }
+    static func checkRevision(_ text: String, _ what: String) throws {
+        try check(text, revision, what, "give a commit id, branch or tag (1-255 characters A-Z a-z 0-9 . _ / + -)")
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import Logging
+public import Prometheus
+import ProvenanceCore
+
+/// The registry's Prometheus metrics, in a registry of its own so every app (and every test)
+/// counts for itself: requests by route and status, request latency, calls settled, and the
+/// ledger's size.
+public final class RegistryMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let callsSettled: Counter
+    let ledgerSize: Gauge
+    let pendingCalls: Gauge
+
+    static let latencyBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        callsSettled = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "provenance", metricName: "calls_settled", unitName: "total",
+            helpText: "Calls settled into invoices (real-time and batch)."))
+        ledgerSize = registry.makeGauge(descriptor: MetricNameDescriptor(
+            namespace: "provenance", metricName: "ledger_size", unitName: "invoices",
+            helpText: "Invoices in the Merkle ledger."))
+        pendingCalls = registry.makeGauge(descriptor: MetricNameDescriptor(
+            namespace: "provenance", metricName: "calls_pending", unitName: "calls",
+            helpText: "Deferred calls whose fee is reserved, waiting for settlement."))
+    }
+
+    func recordRequest(method: String, route: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "provenance", subsystem: "http", metricName: "requests", unitName: "total",
+                                             helpText: "HTTP requests by method, route and status."),
+            labels: [("method", method), ("route", route), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(namespace: "provenance", subsystem: "http", metricName: "request_duration",
+                                             unitName: "seconds", helpText: "HTTP request latency by method and route."),
+            labels: [("method", method), ("route", route)],
+            buckets: Self.latencyBuckets
+        ).record(duration)
+    }
+
+    func settled(_ count: Int) {
+        if count > 0 { callsSettled.increment(by: Int64(count)) }
+    }
+
+    /// Reads the ledger's figures from the store, then renders every metric in the text format.
+    func exposition(store: Store) -> String {
+        if let (size, pending) = try? store.ledger.readLedger({ (try $0.frontier().size, try $0.pendingCalls().count) }) {
+            ledgerSize.set(Int64(size))
+            pendingCalls.set(Int64(pending))
+        }
+        return registry.emitToString()
+    }
+}
+
+/// Counts and times every request, and writes one structured access-log line for it.
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: RegistryMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var status = 500
+        defer {
+            let duration = ContinuousClock.now - start
+            // The route template, not the path, keeps the label set small.
+            let route = context.endpointPath ?? "NotFound"
+            metrics.recordRequest(method: request.method.rawValue, route: route, status: status, duration: duration)
+            let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+            context.logger.info("request", metadata: [
+                "http.method": "\(request.method.rawValue)", "http.route": "\(route)", "http.path": "\(request.uri.path)",
+                "http.status": "\(status)", "duration_ms": "\(String(format: "%.2f", milliseconds))",
+            ])
+        }
+        let response = try await next(request, context)
+        status = response.status.code
+        return response
+    }
+}
