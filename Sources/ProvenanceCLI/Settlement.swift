@@ -12,46 +12,6 @@ struct AmountOptions: ParsableArguments {
     func show(_ amount: TokenAmount) -> String { raw ? amount.rawString : amount.description }
 }
 
-/// An amount in JSON: the token decimal string and the base units, both strings.
-struct AmountJSON: Encodable {
-    var amount: String
-    var raw: String
-    init(_ value: TokenAmount) {
-        amount = value.description
-        raw = value.rawString
-    }
-}
-
-struct TransferJSON: Encodable {
-    var sequence: Int64
-    var from: String
-    var to: String
-    var amount: String
-    var amountRaw: String
-    var cause: String
-    var invoice: Int?
-    var call: String?
-    var createdAt: Int64
-
-    init(_ transfer: Transfer) {
-        sequence = transfer.sequence
-        from = transfer.from
-        to = transfer.to
-        amount = transfer.amount.description
-        amountRaw = transfer.amount.rawString
-        cause = transfer.cause.rawValue
-        invoice = transfer.invoice
-        call = transfer.call
-        createdAt = transfer.createdAt
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case sequence, from, to, amount, cause, invoice, call
-        case amountRaw = "amount_raw"
-        case createdAt = "created_at"
-    }
-}
-
 extension Provenance {
     struct Account: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -71,7 +31,7 @@ extension Provenance.Account {
 
         func run() throws {
             let transfer = try storeOptions.open().deposit(try amounts.parse(amount), to: account)
-            if output.json { return try Output.json(TransferJSON(transfer)) }
+            if output.json { return try Output.json(transfer) }
             print("deposited \(amounts.show(transfer.amount)) to \(account)")
         }
     }
@@ -86,7 +46,7 @@ extension Provenance.Account {
 
         func run() throws {
             let transfer = try storeOptions.open().withdraw(try amounts.parse(amount), from: account)
-            if output.json { return try Output.json(TransferJSON(transfer)) }
+            if output.json { return try Output.json(transfer) }
             print("withdrew \(amounts.show(transfer.amount)) from \(account)")
         }
     }
@@ -117,7 +77,7 @@ extension Provenance.Account {
 
         func run() throws {
             let transfers = try storeOptions.open().statement(of: account)
-            if output.json { return try Output.json(transfers.map(TransferJSON.init)) }
+            if output.json { return try Output.json(transfers) }
             Output.table(["#", "CAUSE", "FROM", "TO", "AMOUNT", "INVOICE"], transfers.map {
                 ["\($0.sequence)", $0.cause.rawValue, $0.from, $0.to, ($0.to == account ? "+" : "-") + amounts.show($0.amount),
                  $0.invoice.map(String.init) ?? "-"]

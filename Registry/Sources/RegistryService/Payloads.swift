@@ -188,58 +188,6 @@ struct SubmitCallBatchRequest: Decodable {
 
 // MARK: Answers
 
-struct AmountFields: Encodable {
-    var amount: String
-    var raw: String
-    init(_ value: TokenAmount) {
-        amount = value.description
-        raw = value.rawString
-    }
-}
-
-struct TransferPayload: Encodable {
-    var sequence: Int64
-    var from: String
-    var to: String
-    var amount: String
-    var amountRaw: String
-    var cause: String
-    var invoice: Int?
-    var call: String?
-    var createdAt: Int64
-
-    init(_ transfer: Transfer) {
-        sequence = transfer.sequence
-        from = transfer.from
-        to = transfer.to
-        amount = transfer.amount.description
-        amountRaw = transfer.amount.rawString
-        cause = transfer.cause.rawValue
-        invoice = transfer.invoice
-        call = transfer.call
-        createdAt = transfer.createdAt
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case sequence, from, to, amount, cause, invoice, call
-        case amountRaw = "amount_raw"
-        case createdAt = "created_at"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(sequence, forKey: .sequence)
-        try container.encode(from, forKey: .from)
-        try container.encode(to, forKey: .to)
-        try container.encode(amount, forKey: .amount)
-        try container.encode(amountRaw, forKey: .amountRaw)
-        try container.encode(cause, forKey: .cause)
-        try container.encode(invoice, forKey: .invoice)
-        try container.encode(call, forKey: .call)
-        try container.encode(createdAt, forKey: .createdAt)
-    }
-}
-
 struct BalancePayload: Encodable {
     var account: String
     var balance: String
@@ -253,7 +201,7 @@ struct BalancePayload: Encodable {
 
 struct StatementPayload: Encodable {
     var account: String
-    var transfers: [TransferPayload]
+    var transfers: [Transfer]
 }
 
 struct NodePayload: Encodable {

@@ -15,7 +15,7 @@ extension RegistryAPI {
                 let account = try Self.account(context)
                 try context.requireOwner(of: account)
                 let transfers = try await Blocking.run { [store] in try store.statement(of: account) }
-                return JSONResponse.make(StatementPayload(account: account, transfers: transfers.map(TransferPayload.init)))
+                return JSONResponse.make(StatementPayload(account: account, transfers: transfers))
             },
             Endpoint(.post, "/v1/accounts/{account}/deposits") { request, context in
                 _ = try context.require()
@@ -24,7 +24,7 @@ extension RegistryAPI {
                 try Pattern.checkAmount(body.amount, "amount")
                 let amount = try TokenAmount(parsing: body.amount)
                 let transfer = try await Blocking.run { [store] in try store.deposit(amount, to: account) }
-                return JSONResponse.make(TransferPayload(transfer), status: .created)
+                return JSONResponse.make(transfer, status: .created)
             },
             Endpoint(.post, "/v1/nodes") { request, context in
                 let principal = try context.require(.node)

@@ -31,6 +31,29 @@ public struct Transfer: Sendable, Equatable {
     public static let genesisHash = String(repeating: "0", count: 64)
 }
 
+extension Transfer: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case sequence, from, to, amount, cause, invoice, call
+        case amountRaw = "amount_raw"
+        case createdAt = "created_at"
+    }
+
+    /// The one JSON shape of a transfer, for the CLI and the registry: amounts as token decimal
+    /// and base-unit strings, absent invoice and call as null.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sequence, forKey: .sequence)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+        try container.encode(amount.description, forKey: .amount)
+        try container.encode(amount.rawString, forKey: .amountRaw)
+        try container.encode(cause.rawValue, forKey: .cause)
+        try container.encode(invoice, forKey: .invoice)
+        try container.encode(call, forKey: .call)
+        try container.encode(createdAt, forKey: .createdAt)
+    }
+}
+
 public struct NodeRecord: Sendable, Equatable {
     public var name: String
     public var publicKey: String
