@@ -137,7 +137,9 @@ extension Provenance {
             let attribution = try await store.attribute(reference, resolver: pluginOptions.registry)
             let lineage = try store.lineage(of: reference, attribution: attribution)
             switch format {
-            case .tree: print(LineageRenderer.tree(lineage))
+            case .tree:
+                FileHandle.standardOutput.write(LineageRenderer.treeBytes(lineage))
+                FileHandle.standardOutput.write(Data("\n".utf8))
             case .json: FileHandle.standardOutput.write(LineageRenderer.json(lineage))
             case .dot: print(LineageRenderer.dot(lineage))
             }

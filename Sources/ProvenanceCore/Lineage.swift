@@ -128,26 +128,41 @@ extension Store {
 /// Renders a lineage for people (`tree`) and for Graphviz (`dot`); `json` is its Codable form.
 public enum LineageRenderer {
     public static func tree(_ lineage: Lineage) -> String {
-        var lines: [String] = []
-        let weights = Dictionary(uniqueKeysWithValues: (lineage.attribution?.weights ?? []).map { ($0.id, $0.ppb) })
-        render(lineage, prefix: "", label: "model", weights: weights, into: &lines)
-        if let attribution = lineage.attribution {
-            let share = attribution.baseSharePPB > 0 ? ", \(percent(attribution.baseSharePPB)) to \(attribution.base ?? "the base")" : ""
-            lines.append("")
-            lines.append("weights of \(attribution.model)@\(attribution.version) under \(attribution.plugin)\(share):")
-            let width = attribution.weights.map(\.contributor.count).max() ?? 0
-            for weight in attribution.weights {
-                let ppb = String(weight.ppb)
-                lines.append("  " + pad(weight.contributor, width) + "  "
-                             + String(repeating: " ", count: max(0, 10 - ppb.count)) + ppb + " ppb  " + percent(weight.ppb))
-            }
-        }
-        return lines.joined(separator: "\n")
+        String(decoding: treeBytes(lineage), as: UTF8.self)
     }
 
-    static func pad(_ text: String, _ width: Int) -> String {
-        let count = text.count
-        return count >= width ? text : text + String(repeating: " ", count: width - count)
+    /// The tree, for people: indented and aligned. Written into one byte buffer, since a large
+    /// lineage has tens of thousands of contributor rows.
+    public static func treeBytes(_ lineage: Lineage) -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(4096 + lineage.chain.reduce(0) { $0 + $1.datasets.reduce(0) { $0 + $1.contributors.count } } * 100)
+        let weights = Dictionary(uniqueKeysWithValues: (lineage.attribution?.weights ?? []).map { ($0.id, $0.ppb) })
+        render(lineage, prefix: "", label: "model", weights: weights, into: &out)
+        if let attribution = lineage.attribution {
+            let share = attribution.baseSharePPB > 0 ? ", \(percent(attribution.baseSharePPB)) to \(attribution.base ?? "the base")" : ""
+            out.append(contentsOf: "\nweights of \(attribution.model)@\(attribution.version) under \(attribution.plugin)\(share):\n".utf8)
+            let width = attribution.weights.map { displayWidth($0.contributor) }.max() ?? 0
+            for weight in attribution.weights {
+                let ppb = String(weight.ppb)
+                out.append(contentsOf: "  ".utf8)
+                out.append(contentsOf: weight.contributor.utf8)
+                spaces(width - displayWidth(weight.contributor) + 2 + max(0, 10 - ppb.count), &out)
+                out.append(contentsOf: "\(ppb) ppb  \(percent(weight.ppb))\n".utf8)
+            }
+        }
+        if out.last == 0x0A { out.removeLast() }
+        return Data(out)
+    }
+
+    /// Characters on screen: the UTF-8 length for ASCII text (the common case, and cheap),
+    /// else the count of characters.
+    static func displayWidth(_ text: String) -> Int {
+        let ascii = text.utf8.withContiguousStorageIfAvailable { buffer in !buffer.contains { $0 >= 0x80 } }
+        return ascii == true ? text.utf8.count : text.count
+    }
+
+    private static func spaces(_ count: Int, _ out: inout [UInt8]) {
+        if count > 0 { out.append(contentsOf: repeatElement(0x20, count: count)) }
     }
 
     /// Parts per billion as a percentage with four decimals, from integers only.
@@ -157,37 +172,45 @@ public enum LineageRenderer {
         return "\(units / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction + "%"
     }
 
-    private static func render(_ node: Lineage, prefix: String, label: String, weights: [String: UInt64], into lines: inout [String]) {
-        lines.append("\(prefix.isEmpty ? "" : prefix)\(label) \(node.model)@\(node.version)  commit \(node.commit.prefix(7))  developer \(node.developer)  plugin \(node.plugin)")
+    private static func render(_ node: Lineage, prefix: String, label: String, weights: [String: UInt64], into out: inout [UInt8]) {
+        out.append(contentsOf: "\(prefix)\(label) \(node.model)@\(node.version)  commit \(node.commit.prefix(7))  developer \(node.developer)  plugin \(node.plugin)\n".utf8)
         let childPrefix = prefix.replacingOccurrences(of: "├─ ", with: "│  ").replacingOccurrences(of: "└─ ", with: "   ")
-        var items: [(String, [String])] = []
+        var items: [(String, DatasetLineage?)] = []
         if let weights = node.weights {
-            items.append(("weights  \(weights.name)  sha256 \(weights.sha256)  \(formatByteCount(weights.size))", []))
+            items.append(("weights  \(weights.name)  sha256 \(weights.sha256)  \(formatByteCount(weights.size))", nil))
         }
         for log in node.trainingLogs {
-            items.append(("training log  \(log.path)  sha256 \(log.sha256)  \(formatByteCount(log.size))", []))
+            items.append(("training log  \(log.path)  sha256 \(log.sha256)  \(formatByteCount(log.size))", nil))
         }
         for dataset in node.datasets {
-            let nameWidth = dataset.contributors.map(\.contributor.count).max() ?? 0
-            let idWidth = dataset.contributors.map(\.id.count).max() ?? 0
-            let rows = dataset.contributors.map { c in
-                pad(c.contributor, nameWidth) + "  " + pad(c.id, idWidth) + "  "
-                    + "\(c.commits) commit\(c.commits == 1 ? "" : "s")"
-                    + (weights[c.id].map { "  weight " + percent($0) } ?? "")
-            }
-            items.append(("dataset \(dataset.dataset)@\(dataset.commit.prefix(7))  manifest sha256 \(dataset.manifestSHA256)  \(dataset.files) file\(dataset.files == 1 ? "" : "s"), \(formatByteCount(dataset.bytes))", rows))
+            items.append(("dataset \(dataset.dataset)@\(dataset.commit.prefix(7))  manifest sha256 \(dataset.manifestSHA256)  \(dataset.files) file\(dataset.files == 1 ? "" : "s"), \(formatByteCount(dataset.bytes))", dataset))
         }
         let hasBase = node.base != nil
         for (index, item) in items.enumerated() {
             let last = index == items.count - 1 && !hasBase
-            lines.append(childPrefix + (last ? "└─ " : "├─ ") + item.0)
-            let inner = childPrefix + (last ? "   " : "│  ")
-            for (rowIndex, row) in item.1.enumerated() {
-                lines.append(inner + (rowIndex == item.1.count - 1 ? "└─ " : "├─ ") + row)
+            out.append(contentsOf: (childPrefix + (last ? "└─ " : "├─ ") + item.0 + "\n").utf8)
+            guard let dataset = item.1 else { continue }
+            let inner = Array((childPrefix + (last ? "   " : "│  ")).utf8)
+            let names = dataset.contributors.map { displayWidth($0.name) + displayWidth($0.email) + 3 }
+            let nameWidth = names.max() ?? 0
+            let idWidth = dataset.contributors.map { displayWidth($0.id) }.max() ?? 0
+            for (row, contributor) in dataset.contributors.enumerated() {
+                out.append(contentsOf: inner)
+                out.append(contentsOf: (row == dataset.contributors.count - 1 ? "└─ " : "├─ ").utf8)
+                out.append(contentsOf: contributor.name.utf8)
+                out.append(contentsOf: [0x20, 0x3C])
+                out.append(contentsOf: contributor.email.utf8)
+                out.append(0x3E)
+                spaces(nameWidth - names[row] + 2, &out)
+                out.append(contentsOf: contributor.id.utf8)
+                spaces(idWidth - displayWidth(contributor.id) + 2, &out)
+                out.append(contentsOf: "\(contributor.commits) commit\(contributor.commits == 1 ? "" : "s")".utf8)
+                if let ppb = weights[contributor.id] { out.append(contentsOf: "  weight \(percent(ppb))".utf8) }
+                out.append(0x0A)
             }
         }
         if let base = node.base {
-            render(base, prefix: childPrefix + "└─ ", label: "base", weights: weights, into: &lines)
+            render(base, prefix: childPrefix + "└─ ", label: "base", weights: weights, into: &out)
         }
     }
 
