@@ -237,11 +237,16 @@ public enum LineageRenderer {
                 let datasetID = "dataset:\(dataset.dataset)@\(dataset.commit)"
                 node(datasetID, "shape=folder, label=\(quote("\(dataset.dataset)@\(dataset.commit.prefix(7))\nmanifest \(dataset.manifestSHA256.prefix(12))…"))")
                 lines.append("  \(quote(modelID)) -> \(quote(datasetID));")
+                let edgeStart = "  \(quote(datasetID)) -> \"contributor:"
                 for contributor in dataset.contributors {
-                    let contributorID = "contributor:\(contributor.id)"
-                    let weight = weights[contributor.id].map { "\n" + percent($0) } ?? ""
-                    node(contributorID, "shape=ellipse, label=\(quote(contributor.contributor + weight))")
-                    lines.append("  \(quote(datasetID)) -> \(quote(contributorID)) [label=\(quote("\(contributor.commits)"))];")
+                    // Contributor ids are emails (no quote, backslash or newline); the edge is
+                    // the hot path of a large lineage, so it is built without quote().
+                    if declared.insert("contributor:" + contributor.id).inserted {
+                        let weight = weights[contributor.id].map { "\n" + percent($0) } ?? ""
+                        lines.append("  \(quote("contributor:" + contributor.id)) [shape=ellipse, label=\(quote(contributor.contributor + weight))];")
+                    }
+                    lines.append(edgeStart + (needsQuoting(contributor.id) ? String(quote(contributor.id).dropFirst().dropLast()) : contributor.id)
+                                 + "\" [label=\"\(contributor.commits)\"];")
                 }
             }
         }
@@ -249,9 +254,15 @@ public enum LineageRenderer {
         return lines.joined(separator: "\n")
     }
 
+    /// True when `text` holds a quote, backslash or newline that DOT needs escaped.
+    static func needsQuoting(_ text: String) -> Bool {
+        let special: (UInt8) -> Bool = { $0 == 0x22 || $0 == 0x5C || $0 == 0x0A }
+        return text.utf8.withContiguousStorageIfAvailable { $0.contains(where: special) } ?? text.utf8.contains(where: special)
+    }
+
     /// A DOT double-quoted string: quotes and backslashes escaped, newlines as `\n`.
     static func quote(_ text: String) -> String {
-        if !text.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == 0x0A }) {
+        if !needsQuoting(text) {
             return "\"" + text + "\""
         }
         var escaped = ""
