@@ -21,9 +21,7 @@ public enum Names {
 
     /// Throws a clear error unless `name` is a valid model name.
     public static func validateModelName(_ name: String) throws {
-        guard isValidName(name) else {
-            throw ProvenanceError.invalid("invalid model name '\(name)': use 1-64 characters a-z 0-9 . _ -, starting with a letter or digit")
-        }
+        try validateName(name, of: "model")
     }
 
     /// Parses and validates `MODEL@VERSION`.
@@ -41,8 +39,17 @@ public enum Names {
 
     /// Throws a clear error unless `name` is a valid dataset name.
     public static func validateDatasetName(_ name: String) throws {
+        try validateName(name, of: "dataset")
+    }
+
+    /// Throws a clear error unless `name` is a valid node name (the same form as a dataset's).
+    public static func validateNodeName(_ name: String) throws {
+        try validateName(name, of: "node")
+    }
+
+    static func validateName(_ name: String, of kind: String) throws {
         guard isValidName(name) else {
-            throw ProvenanceError.invalid("invalid dataset name '\(name)': use 1-64 characters a-z 0-9 . _ -, starting with a letter or digit")
+            throw ProvenanceError.invalid("invalid \(kind) name '\(name)': use 1-64 characters a-z 0-9 . _ -, starting with a letter or digit")
         }
     }
 

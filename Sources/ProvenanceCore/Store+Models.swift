@@ -67,18 +67,18 @@ public struct ModelSummary: Codable, Sendable, Equatable {
     public var latest: String?
 }
 
-/// The attribution plugins a model can name; the plugins themselves arrive with issue 4.
+/// The names attribution plugins may have. Which plugins exist is the plugin registry's
+/// business (AttributionPlugins); the core only checks the form of a name.
 public enum AttributionPluginNames {
-    public static let builtIn = ["equal-share", "data-volume", "influence-score"]
     public static let defaultPlugin = "equal-share"
 
-    /// Built-in names, or a name an external `provenance-attribution-<name>` executable can carry.
+    /// A name a built-in or an external `provenance-attribution-<name>` executable can carry.
     public static func validate(_ name: String) throws {
         let ok = !name.isEmpty && name.count <= 64 && name.utf8.allSatisfy {
             ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
         }
         guard ok else {
-            throw ProvenanceError.invalid("invalid plugin name '\(name)': use a-z 0-9 - _ (built in: \(builtIn.joined(separator: ", ")))")
+            throw ProvenanceError.invalid("invalid plugin name '\(name)': use a-z 0-9 - _ (`provenance plugins` lists those available)")
         }
     }
 }

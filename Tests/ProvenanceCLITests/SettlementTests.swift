@@ -161,6 +161,11 @@ import Testing
         try FileManager.default.copyItem(at: other, to: keyFile)
         try cli.expectRefusal(call.replacingOccurrences(of: "gpu1", with: "gpu2"), mentioning: "bad signature")
         try cli.expectRefusal(["node", "add", "gpu1"], mentioning: "node 'gpu1' already exists")
+        try cli.expectRefusal(["node", "add", "GPU 9"], mentioning: "invalid node name 'GPU 9'")
+        try cli.expectRefusal(["model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "1", "--slo-penalty-bps", "100"],
+                              mentioning: "--slo-penalty-bps needs --slo-ms")
+        try cli.expectRefusal(["model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "1", "--slo-ms", "10", "--slo-penalty-bps", "10001"],
+                              mentioning: "more than 10000")
         try cli.expectRefusal(["node", "add", "gpu3", "--stake", "1"], mentioning: "insufficient balance")
         #expect(try cli.must("verify").succeeded)
     }

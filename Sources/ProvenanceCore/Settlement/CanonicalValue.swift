@@ -222,5 +222,4 @@ public indirect enum CanonicalValue: Sendable, Equatable {
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var arrayValue: [CanonicalValue]? { if case .array(let a) = self { return a }; return nil }
-    public var isNull: Bool { self == .null }
 }

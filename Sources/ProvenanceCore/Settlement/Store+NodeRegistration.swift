@@ -11,7 +11,7 @@ extension Store {
     /// - Throws: `invalidArgument` for a malformed name or key, `conflict` when the node exists,
     ///   `insufficientFunds` when `node:NAME` cannot cover the stake.
     public func registerNode(name: String, publicKey: String, stake: TokenAmount) throws -> NodeRecord {
-        try Names.validateDatasetName(name)
+        try Names.validateNodeName(name)
         guard let raw = Data(base64Encoded: publicKey), raw.count == 32,
               let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
         else {

@@ -138,7 +138,7 @@ extension Store {
     /// Creates node `name`: its Ed25519 key pair in `keys/` and its account; `stake` moves from
     /// the node's account (which must hold it) into `stake:NAME`.
     public func addNode(_ name: String, stake: TokenAmount) throws -> NodeRecord {
-        try Names.validateDatasetName(name)
+        try Names.validateNodeName(name)
         return try withWriteLock {
             if try ledger.readLedger({ try $0.node(named: name) }) != nil {
                 throw ProvenanceError.conflict("node '\(name)' already exists")

@@ -38,7 +38,7 @@ extension Store {
 
     private func verify(into report: inout VerifyReport) throws {
         func fail(_ message: String) -> VerifyFailure { VerifyFailure(message: message) }
-        let loaded: ([StoredInvoice], [StoredCheckpoint], [Transfer], [String: TokenAmount], [PendingCall], [String: NodeRecord?])
+        let loaded: ([StoredInvoice], [StoredCheckpoint], [Transfer], [String: TokenAmount], [PendingCall], [String: NodeRecord])
         do { loaded = try ledger.readLedger { ledger in
             var nodes: [String: NodeRecord] = [:]
             for node in try ledger.nodes() { nodes[node.name] = node }
@@ -95,7 +95,7 @@ extension Store {
             do { invoice = try Invoice(canonicalBytes: stored.bytes) } catch { throw fail("\(name): cannot be read (\(error))") }
             guard invoice.canonicalBytes == stored.bytes else { throw fail("\(name): its bytes are not canonical") }
             guard invoice.ledgerIndex == stored.index else { throw fail("\(name): it records ledger index \(invoice.ledgerIndex)") }
-            guard let node = nodes[invoice.record.node] ?? nil, node.publicKey == invoice.nodeKey,
+            guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey,
                   let keyData = Data(base64Encoded: node.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
             else { throw fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry") }
             guard invoice.signature.verify(record: invoice.record, publicKey: key, verifiedBatches: &verifiedBatches) else {
@@ -168,7 +168,7 @@ extension Store {
         guard (balances[Accounts.clearing] ?? .zero).raw == 0 else { throw fail("account clearing: holds money between settlements") }
         var reserved = TokenAmount.zero
         for call in pending {
-            guard let node = nodes[call.record.node] ?? nil, let keyData = Data(base64Encoded: node.publicKey),
+            guard let node = nodes[call.record.node], let keyData = Data(base64Encoded: node.publicKey),
                   let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData),
                   call.signature.verify(record: call.record, publicKey: key, verifiedBatches: &verifiedBatches)
             else { throw fail("pending call \(call.record.idempotencyKey): the node signature does not verify") }
