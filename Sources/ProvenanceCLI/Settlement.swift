@@ -23,31 +23,34 @@ extension Provenance {
 extension Provenance.Account {
     struct Deposit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Move tokens from outside into an account (creating it).")
+        @OptionGroup var movement: Movement
+
+        func run() throws {
+            try movement.run(verb: "deposited", preposition: "to") { store, amount, account in try store.deposit(amount, to: account) }
+        }
+    }
+
+    struct Withdraw: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move tokens out of an account; never beyond its balance.")
+        @OptionGroup var movement: Movement
+
+        func run() throws {
+            try movement.run(verb: "withdrew", preposition: "from") { store, amount, account in try store.withdraw(amount, from: account) }
+        }
+    }
+
+    /// What deposit and withdraw share: the account, the amount, and how the transfer is shown.
+    struct Movement: ParsableArguments {
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var amounts: AmountOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The account, e.g. alice@example.org or node:gpu1.") var account: String
         @Argument(help: "The amount, e.g. 12.5 (or base units with --raw).") var amount: String
 
-        func run() throws {
-            let transfer = try storeOptions.open().deposit(try amounts.parse(amount), to: account)
+        func run(verb: String, preposition: String, _ move: (Store, TokenAmount, String) throws -> Transfer) throws {
+            let transfer = try move(try storeOptions.open(), try amounts.parse(amount), account)
             if output.json { return try Output.json(transfer) }
-            print("deposited \(amounts.show(transfer.amount)) to \(account)")
-        }
-    }
-
-    struct Withdraw: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Move tokens out of an account; never beyond its balance.")
-        @OptionGroup var storeOptions: StoreOptions
-        @OptionGroup var amounts: AmountOptions
-        @OptionGroup var output: OutputOptions
-        @Argument(help: "The account.") var account: String
-        @Argument(help: "The amount.") var amount: String
-
-        func run() throws {
-            let transfer = try storeOptions.open().withdraw(try amounts.parse(amount), from: account)
-            if output.json { return try Output.json(transfer) }
-            print("withdrew \(amounts.show(transfer.amount)) from \(account)")
+            print("\(verb) \(amounts.show(transfer.amount)) \(preposition) \(account)")
         }
     }
 

@@ -196,7 +196,7 @@ extension Store {
                                 node: request.node, router: request.router, inputTokens: request.inputTokens,
                                 outputTokens: request.outputTokens, latencyMilliseconds: request.latencyMilliseconds,
                                 outputSHA256: request.outputSHA256, idempotencyKey: request.idempotencyKey ?? UUID().uuidString.lowercased())
-        try validateParties(record)
+        // submit checks the parties; the node's key must exist before it can sign.
         let signature = try CallSignature.sign(record, with: try keyStore.nodeKey(request.node))
         return try await submit([(record, signature)], deferred: deferred, resolver: resolver)[0]
     }
