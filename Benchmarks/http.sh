@@ -32,13 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-store="$work/store"
-pv() { "$PROVENANCE_BIN" "$@" --store "$store"; }
-"$PROVENANCE_BIN" init --store "$store" >/dev/null
-(cd "$work" && printf 'a\n' > a.txt && printf 'b\n' > b.txt \
-  && pv add text a.txt --contributor "Ann <ann@example.org>" >/dev/null \
-  && pv add text b.txt --contributor "Bo <bo@example.org>" >/dev/null)
-pv model register m@1 --developer "Dev <dev@example.org>" --dataset text >/dev/null
+source "$PACKAGE_ROOT/Registry/live-server.sh"
+seed_store
 pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
 pv node add gpu1 >/dev/null
 for caller in $(seq 0 $((CONNECTIONS - 1))); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
@@ -109,13 +104,7 @@ function done(summary, latency, requests)
 end
 EOF
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-"$PROVENANCE_BIN" serve --store "$store" --host 127.0.0.1 --port "$port" --log-level error >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
-  sleep 0.1
-done
+start_server error
 
 run() {  # mode → "created failed seconds p50ms p99ms"
   wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:$port" \

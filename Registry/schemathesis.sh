@@ -39,13 +39,8 @@ cleanup() {
 trap cleanup EXIT
 
 # A store with something in it, so reads find datasets, models, invoices and proofs.
-store="$work/store"
-pv() { "$PROVENANCE_BIN" "$@" --store "$store"; }
-"$PROVENANCE_BIN" init --store "$store" >/dev/null
-(cd "$work" && printf 'a\n' > a.txt && printf 'b\n' > b.txt \
-  && pv add text a.txt --contributor "Ann <ann@example.org>" >/dev/null \
-  && pv add text b.txt --contributor "Bo <bo@example.org>" >/dev/null)
-pv model register m@1 --developer "Dev <dev@example.org>" --dataset text >/dev/null
+source "$root/Registry/live-server.sh"
+seed_store
 pv model price m --input-per-1k 1 --output-per-1k 2 >/dev/null
 pv account deposit alice 100 >/dev/null
 pv node add gpu1 >/dev/null
@@ -53,13 +48,7 @@ pv call m@1 --caller alice --node gpu1 --input-tokens 1000 --output-tokens 10 --
 pv call m@1 --caller alice --node gpu1 --input-tokens 500 --output-tokens 0 --latency-ms 50 --idempotency-key seed-2 --defer >/dev/null
 token=$(pv token create --role admin --subject schemathesis 2>/dev/null)
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-"$PROVENANCE_BIN" serve --store "$store" --host 127.0.0.1 --port "$port" --log-level warning >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null; then break; fi
-  sleep 0.1
-done
+start_server warning
 
 report=${REPORT_DIR:-$work/report}
 status=0
