@@ -48,11 +48,9 @@ import Testing
         for entry in tree.split(separator: "\0") {
             let parts = entry.split(separator: " ", maxSplits: 1).map(String.init)
             let path = parts[1]
-            let content = Data(try git(["cat-file", "blob", "HEAD:\(path)"], in: repo).stdout.utf8)
             let raw = try runProcess("/usr/bin/git", ["-C", repo.path, "cat-file", "blob", "HEAD:\(path)"])
-            _ = content
             let data = Data(raw.stdout.utf8)
-            if parts[0] == "120000" || data.prefix(8000).contains(0) || raw.stdout.contains("\0") {
+            if parts[0] == "120000" || data.prefix(8000).contains(0) {
                 let size = Int(try git(["cat-file", "-s", "HEAD:\(path)"], in: repo).output)!
                 let email = try git(["log", "-1", "--format=%aE", "HEAD", "--", path], in: repo).output.lowercased()
                 bytes[email, default: 0] += size
