@@ -11,7 +11,7 @@ extension Provenance {
     /// An invoice with its place in the ledger, for JSON output.
     static func invoiceObject(_ entry: InvoiceEntry) throws -> [String: Any] {
         ["index": entry.index, "leaf_hash": entry.leafHash, "settled_at": entry.settledAt,
-         "invoice": try JSONSerialization.jsonObject(with: entry.bytes)]
+         "invoice": try JSONSerialization.jsonObject(with: entry.invoice.expanded.encoded())]
     }
 }
 
@@ -90,6 +90,7 @@ extension Provenance.InvoiceCommand {
                      "received_raw": item.received.rawString, "paid_raw": item.paid.rawString,
                      "invoice": try JSONSerialization.jsonObject(with: item.bytes)]
                 },
+                "terms": try bundle.terms.mapValues { try JSONSerialization.jsonObject(with: $0) },
             ]
             try Output.jsonObject(object)
         }

@@ -26,7 +26,9 @@ extension Provenance.Account {
         @OptionGroup var movement: Movement
 
         func run() throws {
-            try movement.run(verb: "deposited", preposition: "to") { store, amount, account in try store.deposit(amount, to: account) }
+            try movement.run(verb: "deposited", preposition: "to") { store, amount, account, key in
+                try store.deposit(amount, to: account, idempotencyKey: key)
+            }
         }
     }
 
@@ -35,7 +37,9 @@ extension Provenance.Account {
         @OptionGroup var movement: Movement
 
         func run() throws {
-            try movement.run(verb: "withdrew", preposition: "from") { store, amount, account in try store.withdraw(amount, from: account) }
+            try movement.run(verb: "withdrew", preposition: "from") { store, amount, account, key in
+                try store.withdraw(amount, from: account, idempotencyKey: key)
+            }
         }
     }
 
@@ -46,11 +50,14 @@ extension Provenance.Account {
         @OptionGroup var output: OutputOptions
         @Argument(help: "The account, e.g. alice@example.org or node:gpu1.") var account: String
         @Argument(help: "The amount, e.g. 12.5 (or base units with --raw).") var amount: String
+        @Option(name: .customLong("idempotency-key"),
+                help: ArgumentHelp("Retrying with the same key, account and amount moves the money once.", valueName: "KEY"))
+        var idempotencyKey: String?
 
-        func run(verb: String, preposition: String, _ move: (Store, TokenAmount, String) throws -> Transfer) throws {
-            let transfer = try move(try storeOptions.open(), try amounts.parse(amount), account)
-            if output.json { return try Output.json(transfer) }
-            print("\(verb) \(amounts.show(transfer.amount)) \(preposition) \(account)")
+        func run(verb: String, preposition: String, _ move: (Store, TokenAmount, String, String?) throws -> MoneyMovement) throws {
+            let movement = try move(try storeOptions.open(), try amounts.parse(amount), account, idempotencyKey)
+            if output.json { return try Output.json(movement.transfer) }
+            print("\(verb) \(amounts.show(movement.transfer.amount)) \(preposition) \(account)\(movement.replayed ? " (already done under this key)" : "")")
         }
     }
 
@@ -72,19 +79,34 @@ extension Provenance.Account {
     }
 
     struct Statement: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every transfer in or out of an account, with the invoice it came from.")
+        static let configuration = CommandConfiguration(
+            abstract: "Every transfer in or out of an account, with the batch or invoice it came from.",
+            discussion: """
+                Settlement writes one transfer per account and cause for each batch (a group of real-time calls, or a \
+                settlement of deferred calls); --invoices lists under each such line the invoices it adds up (or, for a \
+                reservation, the calls), so every call that paid the account shows.
+                """)
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var amounts: AmountOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The account.") var account: String
+        @Flag(name: .customLong("invoices"), help: "Expand each batch line into the invoices (or reserved calls) it sums.")
+        var expand = false
 
         func run() throws {
-            let transfers = try storeOptions.open().statement(of: account)
-            if output.json { return try Output.json(transfers) }
-            Output.table(["#", "CAUSE", "FROM", "TO", "AMOUNT", "INVOICE"], transfers.map {
-                ["\($0.sequence)", $0.cause.rawValue, $0.from, $0.to, ($0.to == account ? "+" : "-") + amounts.show($0.amount),
-                 $0.invoice.map(String.init) ?? "-"]
-            }, rightAligned: [0, 4, 5])
+            let lines = try storeOptions.open().statement(of: account, expand: expand)
+            if output.json { return try Output.json(lines) }
+            var rows: [[String]] = []
+            for line in lines {
+                let transfer = line.transfer
+                let sign = transfer.to == account ? "+" : "-"
+                rows.append(["\(transfer.sequence)", transfer.cause.rawValue, transfer.from, transfer.to, sign + amounts.show(transfer.amount),
+                             transfer.batch.map(Store.batchName) ?? transfer.invoice.map { "invoice \($0)" } ?? "-"])
+                for item in line.items ?? [] {
+                    rows.append(["", "", "", "", sign + amounts.show(item.amount), item.invoice.map { "  invoice \($0)" } ?? "  call \(item.call ?? "")"])
+                }
+            }
+            Output.table(["#", "CAUSE", "FROM", "TO", "AMOUNT", "SOURCE"], rows, rightAligned: [0, 4])
         }
     }
 }

@@ -12,6 +12,10 @@ enum CrashPoint: String {
     case afterIndexCommitted = "after-index-committed"
     case afterCheckpointSigned = "after-checkpoint-signed"
     case beforeLedgerCommit = "before-ledger-commit"
+    /// A group commit with its invoices and checkpoint written, not yet committed.
+    case insideGroupCommit = "inside-group-commit"
+    /// A batch settlement with its netted transfers written, not yet committed.
+    case insideNetBatch = "inside-net-batch"
 
     func hit() {
         guard let wanted = ProcessInfo.processInfo.environment["PROVENANCE_CRASH_AT"], wanted == rawValue else { return }

@@ -73,6 +73,37 @@ extension SQLiteRegistryIndex: LedgerStorage {
         }
     }
 
+    /// Net settlement: transfers netted per batch, settlement terms stored once, deferred calls
+    /// remembering their caller and reserving batch, idempotent deposits and withdrawals.
+    static func registerNetSettlementMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v6-net-settlement") { db in
+            try db.alter(table: "transfers") { t in t.add(column: "batch", .integer) }
+            try db.create(index: "transfers_by_batch", on: "transfers", columns: ["batch"])
+            try db.create(table: "batches") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("first_invoice", .integer).notNull()
+                t.column("invoice_count", .integer).notNull()
+                t.column("created_at", .integer).notNull()
+            }
+            // Batch names of older ledgers were "batch-<ledger size>": start new ids above them.
+            try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', (SELECT COUNT(*) FROM invoices))")
+            try db.create(table: "invoice_terms") { t in
+                t.primaryKey("sha256", .text)
+                t.column("bytes", .blob).notNull()
+            }
+            try db.alter(table: "calls") { t in
+                t.add(column: "caller", .text)
+                t.add(column: "reserve_batch", .integer)
+            }
+            try db.create(index: "calls_by_reserve_batch", on: "calls", columns: ["reserve_batch"], condition: Column("reserve_batch") != nil)
+            try db.create(table: "money_requests") { t in
+                t.primaryKey("key", .text)
+                t.column("digest", .text).notNull()
+                t.column("transfer", .integer).notNull()
+            }
+        }
+    }
+
     public func readLedger<T>(_ body: (any LedgerReader) throws -> T) throws -> T {
         try read { db in try body(SQLiteLedgerAccess(db: db)) }
     }
@@ -121,7 +152,53 @@ struct SQLiteLedgerAccess: LedgerWriter {
             }
             return Transfer(sequence: row["sequence"], from: row["from_account"], to: row["to_account"],
                             amount: try amount(row["amount"], "transfer \(row["sequence"] as Int64)"), cause: cause,
-                            invoice: row["invoice"], call: row["call"], createdAt: row["created_at"], hash: row["hash"])
+                            invoice: row["invoice"], call: row["call"], batch: row["batch"], createdAt: row["created_at"], hash: row["hash"])
+        }
+    }
+
+    func transfer(sequence: Int64) throws -> Transfer? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM transfers WHERE sequence = ?", arguments: [sequence]) else { return nil }
+        guard let cause = Transfer.Cause(rawValue: row["cause"]) else {
+            throw ProvenanceError(.storage, "transfer \(sequence) has an unknown cause")
+        }
+        return Transfer(sequence: sequence, from: row["from_account"], to: row["to_account"],
+                        amount: try amount(row["amount"], "transfer \(sequence)"), cause: cause, invoice: row["invoice"], call: row["call"],
+                        batch: row["batch"], createdAt: row["created_at"], hash: row["hash"])
+    }
+
+    func terms(sha256: String) throws -> Data? {
+        try Data.fetchOne(try db.cachedStatement(sql: "SELECT bytes FROM invoice_terms WHERE sha256 = ?"), arguments: [sha256])
+    }
+
+    func batches() throws -> [SettlementBatch] {
+        try Row.fetchAll(db, sql: "SELECT * FROM batches ORDER BY id").map(Self.settlementBatch)
+    }
+
+    func batch(id: Int64) throws -> SettlementBatch? {
+        try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE id = ?", arguments: [id]).map(Self.settlementBatch)
+    }
+
+    static func settlementBatch(_ row: Row) -> SettlementBatch {
+        SettlementBatch(id: row["id"], firstInvoice: row["first_invoice"], invoiceCount: row["invoice_count"], createdAt: row["created_at"])
+    }
+
+    func reservations(batch: Int64?) throws -> [Reservation] {
+        let rows = try batch.map {
+            try Row.fetchAll(db, sql: "SELECT idempotency_key, caller, fee, reserve_batch FROM calls WHERE reserve_batch = ? ORDER BY rowid",
+                             arguments: [$0])
+        } ?? Row.fetchAll(db, sql: "SELECT idempotency_key, caller, fee, reserve_batch FROM calls WHERE reserve_batch IS NOT NULL ORDER BY rowid")
+        return try rows.map {
+            let key: String = $0["idempotency_key"]
+            guard let caller = $0["caller"] as String?, let fee = $0["fee"] as String? else {
+                throw ProvenanceError(.storage, "the reservation of call \(key) has no caller or fee")
+            }
+            return Reservation(idempotencyKey: key, caller: caller, fee: try amount(fee, "call \(key)"), batch: $0["reserve_batch"])
+        }
+    }
+
+    func moneyRequest(key: String) throws -> MoneyRequest? {
+        try Row.fetchOne(db, sql: "SELECT * FROM money_requests WHERE key = ?", arguments: [key]).map {
+            MoneyRequest(key: $0["key"], digest: $0["digest"], transfer: $0["transfer"])
         }
     }
 
@@ -200,8 +277,14 @@ struct SQLiteLedgerAccess: LedgerWriter {
             arguments += [model]
         }
         if let account {
-            sql += " AND (caller = ? OR ledger_index IN (SELECT invoice FROM transfers WHERE to_account = ? AND invoice IS NOT NULL))"
-            arguments += [account, account]
+            // Older ledgers link payouts to invoices; netted ones to batches, whose invoices
+            // the store then filters by their payouts.
+            sql += """
+                 AND (caller = ? OR ledger_index IN (SELECT invoice FROM transfers WHERE to_account = ? AND invoice IS NOT NULL)
+                   OR EXISTS (SELECT 1 FROM transfers t JOIN batches b ON b.id = t.batch WHERE t.to_account = ? AND t.cause = 'payout'
+                              AND ledger_index >= b.first_invoice AND ledger_index < b.first_invoice + b.invoice_count))
+                """
+            arguments += [account, account, account]
         }
         return try Int.fetchAll(db, sql: sql + " ORDER BY ledger_index", arguments: arguments)
     }
@@ -249,11 +332,12 @@ struct SQLiteLedgerAccess: LedgerWriter {
 
     func insert(_ transfer: Transfer) throws {
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO transfers (sequence, from_account, to_account, amount, cause, invoice, call, created_at, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO transfers (sequence, from_account, to_account, amount, cause, invoice, call, batch, created_at, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         try statement.execute(arguments: [transfer.sequence, transfer.from, transfer.to, transfer.amount.rawString,
-                                          transfer.cause.rawValue, transfer.invoice, transfer.call, transfer.createdAt, transfer.hash])
+                                          transfer.cause.rawValue, transfer.invoice, transfer.call, transfer.batch, transfer.createdAt,
+                                          transfer.hash])
     }
 
     func insert(_ node: NodeRecord) throws {
@@ -272,12 +356,14 @@ struct SQLiteLedgerAccess: LedgerWriter {
                              price.split.description, price.sloMilliseconds.map { Int64($0) }, Int64(price.sloPenaltyBps), time])
     }
 
-    func insertPending(_ call: PendingCall, at time: Int64) throws {
-        try db.execute(sql: """
-            INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, created_at)
-            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
-            """, arguments: [call.record.idempotencyKey, call.record.digest, call.record.canonicalBytes, call.signature.canonical.encoded(),
-                             Self.encodePrice(call.price), call.fee.rawString, time])
+    func insertPending(_ call: PendingCall, batch: Int64, at time: Int64) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at)
+            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: [call.record.idempotencyKey, call.record.digest, call.record.canonicalBytes,
+                                          call.signature.canonical.encoded(), Self.encodePrice(call.price), call.fee.rawString,
+                                          call.record.caller, batch, time])
     }
 
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
@@ -301,6 +387,34 @@ struct SQLiteLedgerAccess: LedgerWriter {
         let data = try JSONEncoder().encode(range)
         try db.execute(sql: "INSERT INTO ledger_state (id, frontier) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET frontier = excluded.frontier",
                        arguments: [data])
+    }
+
+    func insertTerms(sha256: String, bytes: Data) throws {
+        try db.cachedStatement(sql: "INSERT INTO invoice_terms (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING")
+            .execute(arguments: [sha256, bytes])
+    }
+
+    func insertBatch(firstInvoice: Int, at time: Int64) throws -> Int64 {
+        try db.execute(sql: "INSERT INTO batches (first_invoice, invoice_count, created_at) VALUES (?, 0, ?)", arguments: [firstInvoice, time])
+        return db.lastInsertedRowID
+    }
+
+    func closeBatch(_ id: Int64, invoiceCount: Int) throws {
+        try db.execute(sql: "UPDATE batches SET invoice_count = ? WHERE id = ?", arguments: [invoiceCount, id])
+    }
+
+    func insertMoneyRequest(_ request: MoneyRequest) throws {
+        try db.execute(sql: "INSERT INTO money_requests (key, digest, transfer) VALUES (?, ?, ?)",
+                       arguments: [request.key, request.digest, request.transfer])
+    }
+
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try db.inSavepoint {
+            result = try body()
+            return .commit
+        }
+        return result!
     }
 
     func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws {

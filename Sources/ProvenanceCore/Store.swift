@@ -1,4 +1,5 @@
 public import Foundation
+import Crypto
 import GitKit
 
 /// A Provenance store: the registry index plus one bare git repository per dataset and model.
@@ -20,6 +21,8 @@ public final class Store: Sendable {
 
     /// Derived values this process may reuse: attribution levels, the registry's signer.
     let caches = StoreCaches()
+    /// Coalesces concurrent call submissions into group commits.
+    let committer = SettlementCommitter()
 
     private init(root: URL, index: any RegistryIndex) {
         self.root = root
@@ -207,6 +210,53 @@ final class StoreCaches: @unchecked Sendable {
         lock.unlock()
     }
 
+    private var terms: [String: SettlementTerms] = [:]
+    private var termsBySHA: [String: SettlementTerms] = [:]
+    private var nodes: [String: NodeRecord] = [:]
+
+    func terms(_ key: String) -> SettlementTerms? {
+        lock.lock()
+        defer { lock.unlock() }
+        return terms[key]
+    }
+
+    func setTerms(_ value: SettlementTerms, for key: String) {
+        lock.lock()
+        terms[key] = value
+        termsBySHA[value.sha256] = value
+        lock.unlock()
+    }
+
+    /// Terms blocks read back from the ledger (their hash checked), by SHA-256.
+    func terms(sha256: String, load: () throws -> SettlementTerms?) rethrows -> SettlementTerms? {
+        lock.lock()
+        if let known = termsBySHA[sha256] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        guard let loaded = try load() else { return nil }
+        lock.lock()
+        termsBySHA[sha256] = loaded
+        lock.unlock()
+        return loaded
+    }
+
+    func node(_ name: String) -> NodeRecord? {
+        lock.lock()
+        defer { lock.unlock() }
+        return nodes[name]
+    }
+
+    func setNode(_ node: NodeRecord) {
+        lock.lock()
+        nodes[node.name] = node
+        lock.unlock()
+    }
+
+    /// Batch signatures this process has verified.
+    let verifiedBatches = VerifiedBatchSignatures()
+
     func signer(_ make: () throws -> NoteSigner) rethrows -> NoteSigner {
         lock.lock()
         defer { lock.unlock() }
@@ -214,5 +264,32 @@ final class StoreCaches: @unchecked Sendable {
         let made = try make()
         signer = made
         return made
+    }
+}
+
+/// Remembers verified batch signatures, so the records of one signed batch — submitted
+/// together or one by one, checked on any thread — cost one Ed25519 verification in all.
+final class VerifiedBatchSignatures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var verified = Set<Data>()
+    static let limit = 100_000
+
+    /// Checks a call's signature against `key` (nil: the node's key is unreadable).
+    func verify(_ signature: CallSignature, of record: CallRecord, key: Curve25519.Signing.PublicKey?) -> Bool {
+        guard let key else { return false }
+        guard case .batch(let root, let batchSignature, _, let size, _) = signature else {
+            var none = Set<Data>()
+            return signature.verify(record: record, publicKey: key, verifiedBatches: &none)
+        }
+        let memo = CallSignature.batchMessage(root: root, size: size) + batchSignature + key.rawRepresentation
+        lock.lock()
+        var known: Set<Data> = verified.contains(memo) ? [memo] : []
+        lock.unlock()
+        guard signature.verify(record: record, publicKey: key, verifiedBatches: &known) else { return false }
+        lock.lock()
+        if verified.count >= Self.limit { verified.removeAll(keepingCapacity: true) }
+        verified.insert(memo)
+        lock.unlock()
+        return true
     }
 }

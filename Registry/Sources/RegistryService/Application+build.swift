@@ -166,6 +166,16 @@ extension Request {
         return value
     }
 
+    /// A boolean query parameter (`true` or `false`); nil when absent.
+    func booleanQuery(_ name: String) throws -> Bool? {
+        guard let text = try query(name) else { return nil }
+        switch text {
+        case "true": return true
+        case "false": return false
+        default: throw RegistryError.invalid("query parameter \(name) '\(text.prefix(100))' must be true or false")
+        }
+    }
+
     /// A decimal integer as JSON Schema reads one: optional minus, digits, nothing else.
     static func integer(_ text: String) -> Int? {
         let digits = text.hasPrefix("-") ? text.dropFirst() : text[...]

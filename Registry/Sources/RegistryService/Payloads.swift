@@ -201,7 +201,7 @@ struct BalancePayload: Encodable {
 
 struct StatementPayload: Encodable {
     var account: String
-    var transfers: [Transfer]
+    var transfers: [StatementLine]
 }
 
 struct NodePayload: Encodable {
@@ -294,7 +294,7 @@ struct InvoicePayload: Encodable {
         index = entry.index
         leafHash = entry.leafHash
         settledAt = entry.settledAt
-        invoice = try JSONValue.parse(entry.bytes)
+        invoice = try JSONValue.parse(entry.invoice.expanded.encoded())
     }
 
     enum CodingKeys: String, CodingKey {
@@ -330,6 +330,8 @@ struct BundlePayload: Encodable {
     var paidRaw: String
     var checkpoint: CheckpointInfo
     var invoices: [Item]
+    /// The settlement terms the invoices refer to, by SHA-256, so the bundle re-derives offline.
+    var terms: [String: JSONValue]
 
     init(_ bundle: InvoiceBundle) throws {
         account = bundle.account
@@ -343,10 +345,11 @@ struct BundlePayload: Encodable {
                  receivedRaw: $0.received.rawString, paid: $0.paid.description, paidRaw: $0.paid.rawString,
                  invoice: try JSONValue.parse($0.bytes))
         }
+        terms = try bundle.terms.mapValues { try JSONValue.parse($0) }
     }
 
     enum CodingKeys: String, CodingKey {
-        case account, received, paid, checkpoint, invoices
+        case account, received, paid, checkpoint, invoices, terms
         case receivedRaw = "received_raw"
         case paidRaw = "paid_raw"
     }

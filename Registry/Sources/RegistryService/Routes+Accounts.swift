@@ -11,20 +11,22 @@ extension RegistryAPI {
                 let balance = try await Blocking.run { [store] in try store.balance(of: account) }
                 return JSONResponse.make(BalancePayload(account: account, balance: balance.description, balanceRaw: balance.rawString))
             },
-            Endpoint(.get, "/v1/accounts/{account}/statement") { _, context in
+            Endpoint(.get, "/v1/accounts/{account}/statement") { request, context in
                 let account = try Self.account(context)
                 try context.requireOwner(of: account)
-                let transfers = try await Blocking.run { [store] in try store.statement(of: account) }
-                return JSONResponse.make(StatementPayload(account: account, transfers: transfers))
+                let expand = try request.booleanQuery("invoices") ?? false
+                let lines = try await Blocking.run { [store] in try store.statement(of: account, expand: expand) }
+                return JSONResponse.make(StatementPayload(account: account, transfers: lines))
             },
             Endpoint(.post, "/v1/accounts/{account}/deposits") { request, context in
-                _ = try context.require()
-                let account = try Self.account(context)
-                let body = try await body.decode(DepositRequest.self, from: request)
-                try Pattern.checkAmount(body.amount, "amount")
-                let amount = try TokenAmount(parsing: body.amount)
-                let transfer = try await Blocking.run { [store] in try store.deposit(amount, to: account) }
-                return JSONResponse.make(transfer, status: .created)
+                try await moveMoney(request, context) { store, amount, account, key in
+                    try store.deposit(amount, to: account, idempotencyKey: key)
+                }
+            },
+            Endpoint(.post, "/v1/accounts/{account}/withdrawals") { request, context in
+                try await moveMoney(request, context) { store, amount, account, key in
+                    try store.withdraw(amount, from: account, idempotencyKey: key)
+                }
             },
             Endpoint(.post, "/v1/nodes") { request, context in
                 let principal = try context.require(.node)
@@ -49,6 +51,28 @@ extension RegistryAPI {
                 return JSONResponse.make(NodePayload(node))
             },
         ]
+    }
+
+    /// A deposit or withdrawal (admin only). With an `Idempotency-Key`, a retry with the same
+    /// body answers 200 with the first transfer and moves nothing; another body is 409.
+    func moveMoney(_ request: Request, _ context: RegistryRequestContext,
+                   _ move: @escaping @Sendable (Store, TokenAmount, String, String?) throws -> MoneyMovement) async throws -> Response {
+        _ = try context.require()
+        let account = try Self.account(context)
+        let key = request.headers[.idempotencyKey]
+        if let key { try Pattern.check(key, Pattern.idempotencyKey, "Idempotency-Key", "use 1-200 visible ASCII characters") }
+        let body = try await body.decode(DepositRequest.self, from: request)
+        try Pattern.checkAmount(body.amount, "amount")
+        let amount = try TokenAmount(parsing: body.amount)
+        let movement: MoneyMovement
+        do {
+            movement = try await Blocking.run { [store] in try move(store, amount, account, key) }
+        } catch let error as ProvenanceError where error.code == .conflict {
+            throw RegistryError(.conflict, code: "idempotency_conflict", error.message)
+        }
+        var response = JSONResponse.make(movement.transfer, status: movement.replayed ? .ok : .created)
+        if key != nil { response.headers[.idempotencyReplayed] = movement.replayed ? "true" : "false" }
+        return response
     }
 
     static func account(_ context: RegistryRequestContext) throws -> String {

@@ -41,6 +41,16 @@ extension RegistryAPI {
                 response.headers[.eTag] = "\"\(entry.leafHash)\""
                 return response
             },
+            Endpoint(.get, "/v1/terms/{sha256}") { _, context in
+                let sha = try context.path("sha256")
+                try Pattern.check(sha, Pattern.sha256Hex, "sha256", "give 64 lowercase hex digits")
+                guard let terms = try await Blocking.run({ [store] in try store.terms(sha256: sha) }) else {
+                    throw RegistryError.notFound("the ledger holds no settlement terms \(sha)")
+                }
+                var response = JSONResponse.bytes(terms.bytes)
+                response.headers[.eTag] = "\"\(sha)\""
+                return response
+            },
             Endpoint(.get, "/v1/ledger/checkpoint") { _, _ in
                 let checkpoint = try await Blocking.run { [store] in try store.checkpoint() }
                 return JSONResponse.make(checkpoint)

@@ -188,11 +188,89 @@ public enum Accounts {
     }
 }
 
+/// What every call of one model version shares while its plugins and price stay the same: the
+/// lineage with its integer weights, and the price. An invoice of format 2 refers to this
+/// block by the SHA-256 of its canonical bytes instead of repeating it; the ledger stores each
+/// block once (`invoice_terms`), the registry serves it, and bundles carry it, so anyone can
+/// expand an invoice and check that the block hashes to what the invoice's leaf commits to.
+public struct SettlementTerms: Sendable, Equatable {
+    public static let format = "provenance-terms/1"
+
+    public let levels: [InvoiceLevel]
+    public let price: Price
+    /// The canonical bytes, and their SHA-256 in lowercase hex.
+    public let bytes: Data
+    public let sha256: String
+
+    public init(levels: [InvoiceLevel], price: Price) {
+        self.levels = levels
+        self.price = price
+        bytes = CanonicalValue.object([
+            "format": .string(Self.format),
+            "lineage": .array(levels.map(\.canonical)),
+            "pricing": .object(Self.priceMembers(price)),
+        ]).encoded()
+        sha256 = SHA256Digest.hex(of: bytes)
+    }
+
+    /// Reads a block back, checking that it is canonical.
+    public init(canonicalBytes data: Data) throws {
+        let value = try CanonicalValue(parsing: data)
+        guard value["format"]?.stringValue == Self.format else { throw ProvenanceError.invalid("not a \(Self.format) document") }
+        let levels = try (value["lineage"]?.arrayValue ?? []).map(InvoiceLevel.init(canonical:))
+        guard !levels.isEmpty else { throw ProvenanceError.invalid("settlement terms name no model version") }
+        self.init(levels: levels, price: try Self.parsePrice(value["pricing"], slo: value["pricing"]?["slo_ms"]))
+        guard bytes == data else { throw ProvenanceError.invalid("settlement terms are not in canonical form") }
+    }
+
+    /// The rate, split and SLO members of an invoice's pricing group.
+    static func priceMembers(_ price: Price) -> [String: CanonicalValue] {
+        var split: [String: CanonicalValue] = [:]
+        for role in Role.allCases where price.split.bps[role] != nil { split[role.rawValue] = .integer(price.split[role]) }
+        return [
+            "input_per_1k": .string(price.inputPer1k.rawString), "output_per_1k": .string(price.outputPer1k.rawString),
+            "min_fee": .string(price.minFee.rawString), "split_bps": .object(split), "slo_penalty_bps": .integer(price.sloPenaltyBps),
+            "slo_ms": price.sloMilliseconds.map { .integer($0) } ?? .null,
+        ]
+    }
+
+    static func parsePrice(_ pricing: CanonicalValue?, slo: CanonicalValue?) throws -> Price {
+        func amount(_ key: String) throws -> TokenAmount {
+            guard let amount = pricing?[key]?.stringValue.flatMap(TokenAmount.init(rawString:)) else {
+                throw ProvenanceError.invalid("pricing.\(key) is not an amount")
+            }
+            return amount
+        }
+        var bps: [Role: UInt32] = [:]
+        if case .object(let members)? = pricing?["split_bps"] {
+            for (key, entry) in members {
+                guard let role = Role(rawValue: key), let number = entry.stringValue.flatMap({ UInt32($0) }) else {
+                    throw ProvenanceError.invalid("split_bps holds '\(key)'")
+                }
+                bps[role] = number
+            }
+        }
+        guard let penaltyBps = pricing?["slo_penalty_bps"]?.stringValue.flatMap({ UInt32($0) }) else {
+            throw ProvenanceError.invalid("pricing.slo_penalty_bps is not a number")
+        }
+        return Price(inputPer1k: try amount("input_per_1k"), outputPer1k: try amount("output_per_1k"), minFee: try amount("min_fee"),
+                     split: RoleSplit(bps: bps), sloMilliseconds: slo?.stringValue.flatMap { UInt64($0) }, sloPenaltyBps: penaltyBps)
+    }
+}
+
 /// The AI invoice: one settled call, as canonical JSON.
+///
+/// Format 2 (written since net settlement) keeps what differs per call — parties, metering,
+/// fee, payouts, the signed record — and refers to the version's lineage and price by the
+/// SHA-256 of their `SettlementTerms` block; format 1 (older ledgers) repeats them in every
+/// invoice. Both are read and verified.
 public struct Invoice: Sendable, Equatable {
-    public static let format = "provenance-invoice/1"
+    public static let format = "provenance-invoice/2"
+    public static let legacyFormat = "provenance-invoice/1"
     public enum Mode: String, Sendable { case realtime = "real-time", batch }
 
+    /// 2, or 1 for an invoice written before terms were stored apart.
+    public var formatVersion: Int
     public var ledgerIndex: Int
     public var record: CallRecord
     public var signature: CallSignature
@@ -200,17 +278,36 @@ public struct Invoice: Sendable, Equatable {
     public var nodeKey: String
     public var levels: [InvoiceLevel]
     public var price: Price
+    /// The SHA-256 of the terms block (format 2).
+    public var termsSHA256: String?
     public var nodeStake: TokenAmount
     public var mode: Mode
     public var batch: String?
     public var computation: SettlementComputation
 
-    public var canonical: CanonicalValue {
+    /// The bytes the ledger stores and hashes: for format 2, with the terms by reference.
+    public var canonical: CanonicalValue { document(expanded: formatVersion == 1) }
+
+    public var canonicalBytes: Data { canonical.encoded() }
+
+    /// The whole invoice with the terms written out, as `invoice show` prints it.
+    public var expanded: CanonicalValue { document(expanded: true) }
+
+    private func document(expanded: Bool) -> CanonicalValue {
         let top = levels[0]
-        var split: [String: CanonicalValue] = [:]
-        for role in Role.allCases where price.split.bps[role] != nil { split[role.rawValue] = .integer(price.split[role]) }
+        var traceability: [String: CanonicalValue] = ["plugin": .string(top.plugin), "plugin_version": .string(top.pluginVersion)]
+        var pricing: [String: CanonicalValue] = [
+            "fee": .string(computation.fee.rawString), "penalty": .string(computation.penalty.rawString),
+            "node_stake": .string(nodeStake.rawString),
+        ]
+        if let termsSHA256, formatVersion >= 2 { traceability["terms_sha256"] = .string(termsSHA256) }
+        if expanded {
+            traceability["lineage"] = .array(levels.map(\.canonical))
+            pricing.merge(SettlementTerms.priceMembers(price)) { current, _ in current }
+            pricing["slo_ms"] = nil  // the metering group carries it
+        }
         return .object([
-            "format": .string(Self.format),
+            "format": .string(formatVersion == 1 ? Self.legacyFormat : Self.format),
             "parties": .object([
                 "caller": .string(record.caller), "model": .string(record.model), "version": .string(record.version),
                 "model_commit": .string(top.modelCommit), "node": .string(record.node), "router": .optional(record.router),
@@ -221,16 +318,8 @@ public struct Invoice: Sendable, Equatable {
                 "slo_ms": price.sloMilliseconds.map { .integer($0) } ?? .null, "slo_met": .bool(computation.sloMet),
                 "output_sha256": .optional(record.outputSHA256),
             ]),
-            "traceability": .object([
-                "plugin": .string(top.plugin), "plugin_version": .string(top.pluginVersion),
-                "lineage": .array(levels.map(\.canonical)),
-            ]),
-            "pricing": .object([
-                "input_per_1k": .string(price.inputPer1k.rawString), "output_per_1k": .string(price.outputPer1k.rawString),
-                "min_fee": .string(price.minFee.rawString), "fee": .string(computation.fee.rawString),
-                "split_bps": .object(split), "slo_penalty_bps": .integer(price.sloPenaltyBps),
-                "penalty": .string(computation.penalty.rawString), "node_stake": .string(nodeStake.rawString),
-            ]),
+            "traceability": .object(traceability),
+            "pricing": .object(pricing),
             "settlement": .object([
                 "mode": .string(mode.rawValue), "batch": .optional(batch), "ledger_index": .integer(ledgerIndex),
                 "payouts": .array(computation.payouts.map {
@@ -245,12 +334,15 @@ public struct Invoice: Sendable, Equatable {
         ])
     }
 
-    public var canonicalBytes: Data { canonical.encoded() }
-
-    /// Reads an invoice back from its canonical bytes.
-    public init(canonicalBytes data: Data) throws {
+    /// Reads an invoice back from its stored bytes; `terms` finds a format-2 invoice's terms
+    /// block by its SHA-256 (nil when unknown).
+    public init(canonicalBytes data: Data, terms: (String) throws -> SettlementTerms?) throws {
         let value = try CanonicalValue(parsing: data)
-        guard value["format"]?.stringValue == Self.format else { throw ProvenanceError.invalid("not a \(Self.format) document") }
+        switch value["format"]?.stringValue {
+        case Self.format: formatVersion = 2
+        case Self.legacyFormat: formatVersion = 1
+        default: throw ProvenanceError.invalid("not a \(Self.format) document")
+        }
         func string(_ group: String, _ key: String) throws -> String {
             guard let text = value[group]?[key]?.stringValue else { throw ProvenanceError.invalid("invoice has no \(group).\(key)") }
             return text
@@ -265,20 +357,20 @@ public struct Invoice: Sendable, Equatable {
         record = try CallRecord(canonical: recordValue)
         signature = try CallSignature(canonical: signatureValue)
         self.nodeKey = nodeKey
-        levels = try (value["traceability"]?["lineage"]?.arrayValue ?? []).map(InvoiceLevel.init(canonical:))
-        var bps: [Role: UInt32] = [:]
-        if case .object(let members)? = value["pricing"]?["split_bps"] {
-            for (key, entry) in members {
-                guard let role = Role(rawValue: key), let number = entry.stringValue.flatMap({ UInt32($0) }) else {
-                    throw ProvenanceError.invalid("invoice split_bps holds '\(key)'")
-                }
-                bps[role] = number
+        if formatVersion == 1 {
+            termsSHA256 = nil
+            levels = try (value["traceability"]?["lineage"]?.arrayValue ?? []).map(InvoiceLevel.init(canonical:))
+            price = try SettlementTerms.parsePrice(value["pricing"], slo: value["metering"]?["slo_ms"])
+        } else {
+            let sha = try string("traceability", "terms_sha256")
+            guard let block = try terms(sha) else {
+                throw ProvenanceError.notFound("invoice refers to settlement terms \(sha.prefix(12))… that the ledger does not hold")
             }
+            termsSHA256 = sha
+            levels = block.levels
+            price = block.price
         }
-        let slo = value["metering"]?["slo_ms"]?.stringValue.flatMap { UInt64($0) }
-        guard let penaltyBps = UInt32(try string("pricing", "slo_penalty_bps")) else { throw ProvenanceError.invalid("invoice slo_penalty_bps is not a number") }
-        price = Price(inputPer1k: try amount("pricing", "input_per_1k"), outputPer1k: try amount("pricing", "output_per_1k"),
-                      minFee: try amount("pricing", "min_fee"), split: RoleSplit(bps: bps), sloMilliseconds: slo, sloPenaltyBps: penaltyBps)
+        guard !levels.isEmpty else { throw ProvenanceError.invalid("invoice names no model version") }
         nodeStake = try amount("pricing", "node_stake")
         guard let mode = Mode(rawValue: try string("settlement", "mode")) else { throw ProvenanceError.invalid("invoice mode is unknown") }
         self.mode = mode
@@ -295,14 +387,17 @@ public struct Invoice: Sendable, Equatable {
                                             penalty: try amount("pricing", "penalty"), payouts: payouts)
     }
 
-    public init(ledgerIndex: Int, record: CallRecord, signature: CallSignature, nodeKey: String, levels: [InvoiceLevel], price: Price,
+    /// A format-2 invoice under `terms`.
+    public init(ledgerIndex: Int, record: CallRecord, signature: CallSignature, nodeKey: String, terms: SettlementTerms,
                 nodeStake: TokenAmount, mode: Mode, batch: String?, computation: SettlementComputation) {
+        formatVersion = 2
         self.ledgerIndex = ledgerIndex
         self.record = record
         self.signature = signature
         self.nodeKey = nodeKey
-        self.levels = levels
-        self.price = price
+        levels = terms.levels
+        price = terms.price
+        termsSHA256 = terms.sha256
         self.nodeStake = nodeStake
         self.mode = mode
         self.batch = batch

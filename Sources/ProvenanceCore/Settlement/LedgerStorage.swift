@@ -12,20 +12,25 @@ public struct Transfer: Sendable, Equatable {
     public var amount: TokenAmount
     public var cause: Cause
     public var invoice: Int?
-    /// The call record's digest, for charges, reserves and releases.
+    /// The call record's digest, for charges, reserves and releases (single-call transfers of
+    /// older ledgers).
     public var call: String?
+    /// The settlement batch this transfer nets, if it is one of a batch's aggregated lines.
+    public var batch: Int64?
     public var createdAt: Int64
     /// SHA-256 chaining this transfer to the previous one, so any edit shows.
     public var hash: String
 
     /// The hash of this transfer given the previous transfer's hash.
     public func computeHash(previous: String) -> String {
-        let body = CanonicalValue.object([
+        var members: [String: CanonicalValue] = [
             "previous": .string(previous), "sequence": .integer(sequence), "from": .string(from), "to": .string(to),
             "amount": .string(amount.rawString), "cause": .string(cause.rawValue),
             "invoice": invoice.map { .integer($0) } ?? .null, "call": .optional(call), "created_at": .integer(createdAt),
-        ])
-        return SHA256Digest.hex(of: body.encoded())
+        ]
+        // Only batch lines name a batch, so transfers written before batches hash as they did.
+        if let batch { members["batch"] = .integer(batch) }
+        return SHA256Digest.hex(of: CanonicalValue.object(members).encoded())
     }
 
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -33,7 +38,7 @@ public struct Transfer: Sendable, Equatable {
 
 extension Transfer: Encodable {
     enum CodingKeys: String, CodingKey {
-        case sequence, from, to, amount, cause, invoice, call
+        case sequence, from, to, amount, cause, invoice, call, batch
         case amountRaw = "amount_raw"
         case createdAt = "created_at"
     }
@@ -50,6 +55,7 @@ extension Transfer: Encodable {
         try container.encode(cause.rawValue, forKey: .cause)
         try container.encode(invoice, forKey: .invoice)
         try container.encode(call, forKey: .call)
+        try container.encode(batch.map { Store.batchName($0) }, forKey: .batch)
         try container.encode(createdAt, forKey: .createdAt)
     }
 }
@@ -74,6 +80,30 @@ public struct StoredInvoice: Sendable, Equatable {
     public var bytes: Data
     public var leafHash: Data
     public var settledAt: Int64
+}
+
+/// One settlement batch: a group commit of calls, or a batch of deferred calls settled together.
+/// Its invoices are contiguous in the ledger; its transfers are one line per (from, to, cause).
+public struct SettlementBatch: Sendable, Equatable {
+    public var id: Int64
+    public var firstInvoice: Int
+    public var invoiceCount: Int
+    public var createdAt: Int64
+}
+
+/// A deferred call's reservation, as the calls table keeps it after settlement too.
+public struct Reservation: Sendable, Equatable {
+    public var idempotencyKey: String
+    public var caller: String
+    public var fee: TokenAmount
+    public var batch: Int64
+}
+
+/// A deposit or withdrawal made under an idempotency key.
+public struct MoneyRequest: Sendable, Equatable {
+    public var key: String
+    public var digest: String
+    public var transfer: Int64
 }
 
 public struct StoredCheckpoint: Sendable, Equatable {
@@ -111,6 +141,14 @@ public protocol LedgerReader {
     func frontier() throws -> CompactRange
     func checkpoints() throws -> [StoredCheckpoint]
     func lastTransfer() throws -> (sequence: Int64, hash: String)
+    func transfer(sequence: Int64) throws -> Transfer?
+    /// A settlement terms block by its SHA-256 (hex).
+    func terms(sha256: String) throws -> Data?
+    func batches() throws -> [SettlementBatch]
+    func batch(id: Int64) throws -> SettlementBatch?
+    /// Reservations made in `batch` (every batch when nil), in the order they were made.
+    func reservations(batch: Int64?) throws -> [Reservation]
+    func moneyRequest(key: String) throws -> MoneyRequest?
 }
 
 /// Writes, all inside one transaction that commits or rolls back whole.
@@ -119,11 +157,20 @@ public protocol LedgerWriter: LedgerReader {
     func insert(_ transfer: Transfer) throws
     func insert(_ node: NodeRecord) throws
     func setPrice(_ price: Price, model: String, at time: Int64) throws
-    func insertPending(_ call: PendingCall, at time: Int64) throws
+    /// Keeps a deferred call until settlement; `batch` is the batch whose transfer reserved its fee.
+    func insertPending(_ call: PendingCall, batch: Int64, at time: Int64) throws
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws
     func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws
     func saveFrontier(_ range: CompactRange) throws
     func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws
+    /// Stores a terms block unless it is already stored.
+    func insertTerms(sha256: String, bytes: Data) throws
+    /// Opens a batch; its invoice range is set by `closeBatch`.
+    func insertBatch(firstInvoice: Int, at time: Int64) throws -> Int64
+    func closeBatch(_ id: Int64, invoiceCount: Int) throws
+    func insertMoneyRequest(_ request: MoneyRequest) throws
+    /// Runs `body` so that, when it throws, its writes are undone and the transaction goes on.
+    func savepoint<T>(_ body: () throws -> T) throws -> T
 }
 
 /// The storage of accounts, transfers, calls, invoices and the Merkle ledger.

@@ -71,7 +71,18 @@ extension Store {
 
     func entry(_ stored: StoredInvoice) throws -> InvoiceEntry {
         InvoiceEntry(index: stored.index, leafHash: stored.leafHash.base64EncodedString(), settledAt: stored.settledAt,
-                     bytes: stored.bytes, invoice: try Invoice(canonicalBytes: stored.bytes))
+                     bytes: stored.bytes, invoice: try Invoice(canonicalBytes: stored.bytes, terms: terms(sha256:)))
+    }
+
+    /// A settlement terms block by its SHA-256, checked against it; nil when the ledger has none.
+    public func terms(sha256: String) throws -> SettlementTerms? {
+        try caches.terms(sha256: sha256) {
+            guard let bytes = try ledger.readLedger({ try $0.terms(sha256: sha256) }) else { return nil }
+            guard SHA256Digest.hex(of: bytes) == sha256 else {
+                throw ProvenanceError(.storage, "settlement terms \(sha256.prefix(12))… do not hash to their name")
+            }
+            return try SettlementTerms(canonicalBytes: bytes)
+        }
     }
 
     /// Invoices where `account` paid or was paid, and/or of `model`, in ledger order.
@@ -80,6 +91,8 @@ extension Store {
         return try ledger.readLedger { ledger in
             try ledger.invoices(indices: try ledger.invoiceIndices(account: account, model: model))
         }.filter { (from == nil || $0.settledAt >= from!) && (to == nil || $0.settledAt <= to!) }.map(entry)
+            // A batch line names the batch, not each invoice: keep those that concern the account.
+            .filter { account == nil || $0.invoice.record.caller == account || $0.invoice.computation.payouts.contains { $0.account == account } }
     }
 
     public func checkpoint() throws -> CheckpointInfo {
@@ -136,6 +149,8 @@ public struct InvoiceBundle: Sendable {
     public var items: [Item]
     public var received: TokenAmount
     public var paid: TokenAmount
+    /// The settlement terms blocks the invoices refer to, by SHA-256.
+    public var terms: [String: Data]
 }
 
 extension Store {
@@ -146,6 +161,7 @@ extension Store {
         let leaves = try ledger.readLedger { try $0.leafHashes() }
         let entries = try invoices(account: account, model: nil, from: from, to: to).filter { $0.index < checkpoint.size }
         var items: [InvoiceBundle.Item] = []
+        var terms: [String: Data] = [:]
         var received = TokenAmount.zero
         var paid = TokenAmount.zero
         for entry in entries {
@@ -155,12 +171,87 @@ extension Store {
             if entry.invoice.record.caller == account {
                 outflow = try entry.invoice.computation.fee.subtracting(entry.invoice.computation.penalty)
             }
+            if let sha = entry.invoice.termsSHA256, terms[sha] == nil, let block = try self.terms(sha256: sha) { terms[sha] = block.bytes }
             received = try received.adding(inflow)
             paid = try paid.adding(outflow)
             let proof = try MerkleTree.inclusionProof(index: entry.index, size: checkpoint.size, leafHashes: leaves)
             items.append(.init(index: entry.index, leafHash: entry.leafHash, proof: proof.map { $0.base64EncodedString() },
                                received: inflow, paid: outflow, bytes: entry.bytes))
         }
-        return InvoiceBundle(account: account, checkpoint: checkpoint, items: items, received: received, paid: paid)
+        return InvoiceBundle(account: account, checkpoint: checkpoint, items: items, received: received, paid: paid, terms: terms)
+    }
+}
+
+/// One line of an account's statement: a transfer and, when expanded, the invoices (or, for a
+/// reservation, the calls) a batch line adds up.
+public struct StatementLine: Sendable, Encodable {
+    public struct Item: Sendable, Encodable {
+        /// The invoice that moved this part (charges, releases, payouts, refunds)…
+        public var invoice: Int?
+        /// …or the idempotency key of the call whose fee was reserved.
+        public var call: String?
+        public var amount: TokenAmount
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(invoice, forKey: .invoice)
+            try container.encode(call, forKey: .call)
+            try container.encode(amount.description, forKey: .amount)
+            try container.encode(amount.rawString, forKey: .amountRaw)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case invoice, call, amount
+            case amountRaw = "amount_raw"
+        }
+    }
+
+    public var transfer: Transfer
+    /// Nil unless expanded, and for transfers that are not batch lines.
+    public var items: [Item]?
+
+    public func encode(to encoder: any Encoder) throws {
+        try transfer.encode(to: encoder)
+        if let items {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(items, forKey: .invoices)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case invoices }
+}
+
+extension Store {
+    /// Every transfer in or out of `account`, oldest first; with `expand`, each batch line
+    /// lists the invoices (or reserved calls) whose parts it sums, so a contributor sees every
+    /// call that paid them.
+    public func statement(of account: String, expand: Bool) throws -> [StatementLine] {
+        let transfers = try statement(of: account)
+        guard expand else { return transfers.map { StatementLine(transfer: $0, items: nil) } }
+        var batchInvoices: [Int64: [Invoice]] = [:]
+        return try transfers.map { transfer in
+            guard let batchID = transfer.batch else { return StatementLine(transfer: transfer, items: nil) }
+            if transfer.cause == .reserve {
+                let reservations = try ledger.readLedger { try $0.reservations(batch: batchID) }
+                return StatementLine(transfer: transfer, items: reservations.filter { $0.caller == transfer.from }.map {
+                    StatementLine.Item(invoice: nil, call: $0.idempotencyKey, amount: $0.fee)
+                })
+            }
+            if batchInvoices[batchID] == nil {
+                let stored = try ledger.readLedger { ledger -> [StoredInvoice] in
+                    guard let batch = try ledger.batch(id: batchID) else { return [] }
+                    return try ledger.invoices(indices: Array(batch.firstInvoice..<(batch.firstInvoice + batch.invoiceCount)))
+                }
+                batchInvoices[batchID] = try stored.map { try entry($0).invoice }
+            }
+            let key = Book.NetKey(from: transfer.from, to: transfer.to, cause: transfer.cause)
+            var items: [StatementLine.Item] = []
+            for invoice in batchInvoices[batchID]! {
+                var amount = TokenAmount.zero
+                for movement in expectedMovements(invoice) where movement.key == key { amount = try amount.adding(movement.amount) }
+                if amount.raw > 0 { items.append(StatementLine.Item(invoice: invoice.ledgerIndex, call: nil, amount: amount)) }
+            }
+            return StatementLine(transfer: transfer, items: items)
+        }
     }
 }

@@ -38,21 +38,34 @@ extension Store {
 
     private func verify(into report: inout VerifyReport) throws {
         func fail(_ message: String) -> VerifyFailure { VerifyFailure(message: message) }
-        let loaded: ([StoredInvoice], [StoredCheckpoint], [Transfer], [String: TokenAmount], [PendingCall], [String: NodeRecord])
+        struct Loaded {
+            var invoices: [StoredInvoice]
+            var checkpoints: [StoredCheckpoint]
+            var transfers: [Transfer]
+            var balances: [String: TokenAmount]
+            var pending: [PendingCall]
+            var nodes: [String: NodeRecord]
+            var batches: [SettlementBatch]
+            var reservations: [Reservation]
+        }
+        let loaded: Loaded
         do { loaded = try ledger.readLedger { ledger in
             var nodes: [String: NodeRecord] = [:]
             for node in try ledger.nodes() { nodes[node.name] = node }
-            return (try ledger.allInvoices(), try ledger.checkpoints(), try ledger.transfers(account: nil), try ledger.balances(),
-                    try ledger.pendingCalls(), nodes)
+            return Loaded(invoices: try ledger.allInvoices(), checkpoints: try ledger.checkpoints(), transfers: try ledger.transfers(account: nil),
+                          balances: try ledger.balances(), pending: try ledger.pendingCalls(), nodes: nodes, batches: try ledger.batches(),
+                          reservations: try ledger.reservations(batch: nil))
         } } catch let error as ProvenanceError {
             // A stored value that cannot even be read (a malformed amount, an unknown cause) is a failure too.
             throw fail(error.message)
         }
-        let (invoices, checkpoints, transfers, balances, pending, nodes) = loaded
+        let (invoices, checkpoints, transfers, balances, pending, nodes) = (loaded.invoices, loaded.checkpoints, loaded.transfers,
+                                                                            loaded.balances, loaded.pending, loaded.nodes)
 
         // Transfers: the hash chain, then every balance.
         var previous = Transfer.genesisHash
         var derived: [String: TokenAmount] = [:]
+        let settlementCauses: Set<Transfer.Cause> = [.charge, .release, .payout, .refund, .reserve]
         for (position, transfer) in transfers.enumerated() {
             let name = "transfer \(transfer.sequence)"
             guard transfer.sequence == Int64(position + 1) else { throw fail("\(name): the transfer sequence has a gap") }
@@ -60,6 +73,9 @@ extension Store {
                 throw fail("\(name): its hash does not match its contents and the chain before it")
             }
             guard transfer.amount.raw > 0 else { throw fail("\(name): moves a non-positive amount") }
+            if settlementCauses.contains(transfer.cause), transfer.batch == nil, transfer.invoice == nil, transfer.call == nil {
+                throw fail("\(name): a \(transfer.cause.rawValue) that names no batch, invoice or call")
+            }
             previous = transfer.hash
             derived[transfer.from] = try derived[transfer.from, default: .zero].subtracting(transfer.amount)
             derived[transfer.to] = try derived[transfer.to, default: .zero].adding(transfer.amount)
@@ -73,11 +89,79 @@ extension Store {
             }
             report.accounts += 1
         }
-        // Invoices: bytes → leaf hash, document, signature, split, git objects, transfers.
+
+        // Terms blocks, read from the ledger and checked against their names.
+        var termsBlocks: [String: SettlementTerms] = [:]
+        let termsFailure = NSLock()
+        var termsError: String?
+        func terms(_ sha: String) throws -> SettlementTerms? {
+            termsFailure.lock()
+            defer { termsFailure.unlock() }
+            if let known = termsBlocks[sha] { return known }
+            guard let bytes = try ledger.readLedger({ try $0.terms(sha256: sha) }) else { return nil }
+            guard SHA256Digest.hex(of: bytes) == sha else {
+                termsError = termsError ?? "settlement terms \(sha.prefix(12))…: their bytes do not hash to their name"
+                throw ProvenanceError.invalid("settlement terms \(sha.prefix(12))… do not hash to their name")
+            }
+            let block = try SettlementTerms(canonicalBytes: bytes)
+            termsBlocks[sha] = block
+            return block
+        }
+
+        // Per invoice, on every core: bytes → leaf hash, document, signature, split.
+        let signatures = VerifiedBatchSignatures()
+        let checked = UnsafeMutableBufferPointer<Result<Invoice, VerifyFailure>?>.allocate(capacity: invoices.count)
+        checked.initialize(repeating: nil)
+        defer { checked.deallocate() }
+        let check: (Int) -> Result<Invoice, VerifyFailure> = { position in
+            let stored = invoices[position]
+            let name = "invoice \(stored.index)"
+            guard stored.index == position else { return .failure(fail("\(name): the ledger skips from \(position - 1) to \(stored.index)")) }
+            guard MerkleTree.leafHash(stored.bytes) == stored.leafHash else {
+                return .failure(fail("\(name): its leaf hash does not match its stored bytes"))
+            }
+            let invoice: Invoice
+            do { invoice = try Invoice(canonicalBytes: stored.bytes, terms: terms) } catch {
+                return .failure(fail("\(name): cannot be read (\(error))"))
+            }
+            guard invoice.canonicalBytes == stored.bytes else { return .failure(fail("\(name): its bytes are not canonical")) }
+            guard invoice.ledgerIndex == stored.index else { return .failure(fail("\(name): it records ledger index \(invoice.ledgerIndex)")) }
+            guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey, let key = node.verificationKey else {
+                return .failure(fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry"))
+            }
+            guard signatures.verify(invoice.signature, of: invoice.record, key: key) else {
+                return .failure(fail("\(name): the node signature does not verify"))
+            }
+            let recomputed: SettlementComputation
+            do { recomputed = try SettlementComputation.compute(record: invoice.record, price: invoice.price, levels: invoice.levels) } catch {
+                return .failure(fail("\(name): its split cannot be recomputed (\(error))"))
+            }
+            guard recomputed == invoice.computation else { return .failure(fail("\(name): its split does not follow from its recorded inputs")) }
+            return .success(invoice)
+        }
+        let chunk = 256
+        Parallel.forEach((invoices.count + chunk - 1) / chunk) { part in
+            for position in (part * chunk)..<min(invoices.count, (part + 1) * chunk) { checked[position] = check(position) }
+        }
+        if let termsError { throw fail(termsError) }
+
+        // In ledger order: git objects once per distinct level, transfers against payouts.
         var transfersByInvoice: [Int: [Transfer]] = [:]
-        for transfer in transfers { if let invoice = transfer.invoice { transfersByInvoice[invoice, default: []].append(transfer) } }
+        var linesByBatch: [Int64: [Book.NetKey: TokenAmount]] = [:]
+        for transfer in transfers {
+            if let invoice = transfer.invoice { transfersByInvoice[invoice, default: []].append(transfer) }
+            if let batch = transfer.batch {
+                let key = Book.NetKey(from: transfer.from, to: transfer.to, cause: transfer.cause)
+                guard linesByBatch[batch]?[key] == nil else {
+                    throw fail("transfer \(transfer.sequence): batch \(Store.batchName(batch)) has two lines \(transfer.from) → \(transfer.to) (\(transfer.cause.rawValue))")
+                }
+                linesByBatch[batch, default: [:]][key] = transfer.amount
+            }
+        }
+        var batchesByID: [Int64: SettlementBatch] = [:]
+        for batch in loaded.batches { batchesByID[batch.id] = batch }
+        var expectedByBatch: [Int64: [Book.NetKey: TokenAmount]] = [:]
         var repositories: [String: Repository] = [:]
-        var verifiedBatches = Set<Data>()
         var checkedLevels = Set<[String]>()
         func repository(_ url: URL) throws -> Repository {
             if let open = repositories[url.path] { return open }
@@ -87,25 +171,11 @@ extension Store {
         }
         for (position, stored) in invoices.enumerated() {
             let name = "invoice \(stored.index)"
-            guard stored.index == position else { throw fail("\(name): the ledger skips from \(position - 1) to \(stored.index)") }
-            guard MerkleTree.leafHash(stored.bytes) == stored.leafHash else {
-                throw fail("\(name): its leaf hash does not match its stored bytes")
-            }
             let invoice: Invoice
-            do { invoice = try Invoice(canonicalBytes: stored.bytes) } catch { throw fail("\(name): cannot be read (\(error))") }
-            guard invoice.canonicalBytes == stored.bytes else { throw fail("\(name): its bytes are not canonical") }
-            guard invoice.ledgerIndex == stored.index else { throw fail("\(name): it records ledger index \(invoice.ledgerIndex)") }
-            guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey,
-                  let keyData = Data(base64Encoded: node.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
-            else { throw fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry") }
-            guard invoice.signature.verify(record: invoice.record, publicKey: key, verifiedBatches: &verifiedBatches) else {
-                throw fail("\(name): the node signature does not verify")
+            switch checked[position]! {
+            case .failure(let failure): throw failure
+            case .success(let value): invoice = value
             }
-            let recomputed: SettlementComputation
-            do { recomputed = try SettlementComputation.compute(record: invoice.record, price: invoice.price, levels: invoice.levels) } catch {
-                throw fail("\(name): its split cannot be recomputed (\(error))")
-            }
-            guard recomputed == invoice.computation else { throw fail("\(name): its split does not follow from its recorded inputs") }
             for level in invoice.levels {
                 guard level.weights.isEmpty || level.weights.reduce(0, { $0 + $1.ppb }) == PartsPerBillion.whole else {
                     throw fail("\(name): the weights of \(level.model)@\(level.version) do not sum to 1000000000 ppb")
@@ -133,10 +203,48 @@ extension Store {
                 }
                 checkedLevels.insert(levelKey)
             }
-            let expected = expectedTransfers(invoice)
-            let actual = (transfersByInvoice[stored.index] ?? []).map { [$0.from, $0.to, $0.amount.rawString, $0.cause.rawValue] }
-            guard actual == expected else { throw fail("\(name): its transfers do not match its payouts") }
+            if invoice.formatVersion == 1 {
+                let expected = expectedTransfers(invoice)
+                let actual = (transfersByInvoice[stored.index] ?? []).map { [$0.from, $0.to, $0.amount.rawString, $0.cause.rawValue] }
+                guard actual == expected else { throw fail("\(name): its transfers do not match its payouts") }
+            } else {
+                guard let batchName = invoice.batch, batchName.hasPrefix("batch-"), let id = Int64(batchName.dropFirst(6)),
+                      let batch = batchesByID[id], batch.firstInvoice <= stored.index, stored.index < batch.firstInvoice + batch.invoiceCount
+                else { throw fail("\(name): it names batch '\(invoice.batch ?? "none")', which does not hold it") }
+                guard transfersByInvoice[stored.index] == nil else { throw fail("\(name): it has transfers of its own besides its batch's") }
+                for movement in expectedMovements(invoice) {
+                    expectedByBatch[id, default: [:]][movement.key] = try (expectedByBatch[id]?[movement.key] ?? .zero).adding(movement.amount)
+                }
+            }
             report.invoices += 1
+        }
+        for reservation in loaded.reservations {
+            let key = Book.NetKey(from: reservation.caller, to: Accounts.escrow, cause: .reserve)
+            expectedByBatch[reservation.batch, default: [:]][key] = try (expectedByBatch[reservation.batch]?[key] ?? .zero).adding(reservation.fee)
+        }
+        // Every batch's lines are exactly the sums of its invoices' movements and reservations.
+        for id in Set(linesByBatch.keys).union(expectedByBatch.keys).sorted() {
+            let name = "batch \(Store.batchName(id))"
+            guard let batch = batchesByID[id] else { throw fail("\(name): its transfers name a batch the ledger does not hold") }
+            for invoiceIndex in batch.firstInvoice..<(batch.firstInvoice + batch.invoiceCount) where invoiceIndex >= invoices.count {
+                throw fail("\(name): it claims invoice \(invoiceIndex), which the ledger does not hold")
+            }
+            let actual = linesByBatch[id] ?? [:]
+            let expected = expectedByBatch[id] ?? [:]
+            for key in Set(actual.keys).union(expected.keys).sorted(by: { ($0.from, $0.to, $0.cause.rawValue) < ($1.from, $1.to, $1.cause.rawValue) }) {
+                let line = actual[key] ?? .zero
+                let sum = expected[key] ?? .zero
+                guard line == sum else {
+                    throw fail("\(name): its line \(key.from) → \(key.to) (\(key.cause.rawValue)) moves \(line), its invoices add up to \(sum)")
+                }
+            }
+        }
+        for batch in loaded.batches where batch.invoiceCount > 0 {
+            for invoiceIndex in batch.firstInvoice..<(batch.firstInvoice + batch.invoiceCount) where invoiceIndex < invoices.count {
+                if case .success(let invoice) = checked[invoiceIndex]!, invoice.formatVersion == 2, invoice.batch != Store.batchName(batch.id) {
+                    throw fail("batch \(Store.batchName(batch.id)): it claims invoice \(invoiceIndex), which names \(invoice.batch ?? "no batch")")
+                }
+            }
         }
 
         // Checkpoints: each signature, and each root against the leaves.
@@ -168,9 +276,7 @@ extension Store {
         guard (balances[Accounts.clearing] ?? .zero).raw == 0 else { throw fail("account clearing: holds money between settlements") }
         var reserved = TokenAmount.zero
         for call in pending {
-            guard let node = nodes[call.record.node], let keyData = Data(base64Encoded: node.publicKey),
-                  let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData),
-                  call.signature.verify(record: call.record, publicKey: key, verifiedBatches: &verifiedBatches)
+            guard let node = nodes[call.record.node], signatures.verify(call.signature, of: call.record, key: node.verificationKey)
             else { throw fail("pending call \(call.record.idempotencyKey): the node signature does not verify") }
             reserved = try reserved.adding(call.fee)
             report.pendingCalls += 1
@@ -180,7 +286,23 @@ extension Store {
         }
     }
 
-    /// The transfers an invoice implies, in the order settlement writes them.
+    /// The movements a format-2 invoice adds to its batch's lines.
+    func expectedMovements(_ invoice: Invoice) -> [(key: Book.NetKey, amount: TokenAmount)] {
+        let computation = invoice.computation
+        var result: [(key: Book.NetKey, amount: TokenAmount)] = [
+            (Book.NetKey(from: invoice.mode == .batch ? Accounts.escrow : invoice.record.caller, to: Accounts.clearing,
+                         cause: invoice.mode == .batch ? .release : .charge), computation.fee),
+        ]
+        for payout in computation.payouts where payout.amount.raw > 0 {
+            result.append((Book.NetKey(from: Accounts.clearing, to: payout.account, cause: .payout), payout.amount))
+        }
+        if computation.penalty.raw > 0 {
+            result.append((Book.NetKey(from: Accounts.clearing, to: invoice.record.caller, cause: .refund), computation.penalty))
+        }
+        return result.filter { $0.amount.raw > 0 }
+    }
+
+    /// The transfers a format-1 invoice implies, in the order settlement wrote them.
     func expectedTransfers(_ invoice: Invoice) -> [[String]] {
         let computation = invoice.computation
         var result: [[String]] = [[invoice.mode == .batch ? Accounts.escrow : invoice.record.caller, Accounts.clearing,
