@@ -132,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvenanceCLITests",
-            dependencies: ["ProvenanceCLI", "ProvenanceTestSupport", "provenance"],
+            dependencies: ["ProvenanceCLI", "ProvenanceCore", "ProvenanceTestSupport", "provenance"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The registry under load: wrk drives POST /v1/calls on loopback with node-signed call records,
-# first settled in real time, then deferred (reserved) and settled as one batch. Prints settled
-# calls per second and p50/p99 latency for each.
+# one record per request, first settled in real time (group commit coalesces the concurrent
+# requests), then deferred (reserved) and settled as one batch. Prints settled calls per second
+# and p50/p99 latency for each. The node signs its records in batches (SIGN=batch, the
+# default: one Ed25519 signature over the RFC 9162 root of SIGN_BATCH records, each record
+# carrying its inclusion proof, as DESIGN.md §8 describes) or one by one (SIGN=single).
 #
 # Needs wrk (apt-get install wrk) and python3 with the cryptography package (to sign the
 # records with the node's key beforehand, so wrk only replays them).
@@ -9,13 +12,19 @@
 # Environment:
 #   PROVENANCE_BIN  use this binary instead of building the release one
 #   DURATION        seconds per run (default 10)
-#   CONNECTIONS     concurrent connections, one caller account each (default 8)
+#   CONNECTIONS     concurrent connections (default 64)
+#   CALLERS         caller accounts the records rotate over (default 64)
+#   SIGN            batch (default) or single
+#   SIGN_BATCH      records per node signature when SIGN=batch (default 256)
 #   THREADS         wrk threads (default 2)
 #   CALLS           signed records prepared per run; a run stops early when they run out (default 60000)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DURATION=${DURATION:-10}
-CONNECTIONS=${CONNECTIONS:-8}
+CONNECTIONS=${CONNECTIONS:-64}
+CALLERS=${CALLERS:-64}
+SIGN=${SIGN:-batch}
+SIGN_BATCH=${SIGN_BATCH:-256}
 THREADS=${THREADS:-2}
 CALLS=${CALLS:-60000}
 
@@ -36,30 +45,60 @@ source "$PACKAGE_ROOT/Registry/live-server.sh"
 seed_store
 pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
 pv node add gpu1 >/dev/null
-for caller in $(seq 0 $((CONNECTIONS - 1))); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
+for caller in $(seq 0 $((CALLERS - 1))); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
 token=$(pv token create --role node --subject gpu1 2>/dev/null)
 admin=$(pv token create --role admin --subject bench 2>/dev/null)
 
 # Sign CALLS records per run with the node's key: one line each, "idempotency key<TAB>body".
-python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CONNECTIONS" <<'EOF'
-import base64, json, sys
+python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CALLERS" "$SIGN" "$SIGN_BATCH" <<'PY'
+import base64, hashlib, json, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
-folder, calls, callers = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+folder, calls, callers, sign, per_signature = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+
+def leaf(data): return hashlib.sha256(b"\x00" + data).digest()
+def node(left, right): return hashlib.sha256(b"\x01" + left + right).digest()
+def split(n):
+    k = 1
+    while k * 2 < n: k *= 2
+    return k
+def root(leaves):  # RFC 9162 section 2.1.1
+    if len(leaves) == 1: return leaves[0]
+    k = split(len(leaves))
+    return node(root(leaves[:k]), root(leaves[k:]))
+def path(index, leaves):  # RFC 9162 section 2.1.3.1
+    if len(leaves) == 1: return []
+    k = split(len(leaves))
+    if index < k: return path(index, leaves[:k]) + [root(leaves[k:])]
+    return path(index - k, leaves[k:]) + [root(leaves[:k])]
+
+b64 = lambda data: base64.b64encode(data).decode()
 for mode in ("realtime", "deferred"):
+    records = []
+    for i in range(calls):
+        record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
+                  "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
+                  "idempotency_key": f"{mode}-{i}"}
+        # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
+        canonical = dict(record, format="provenance-call/1",
+                         **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
+        records.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
     with open(f"{folder}/{mode}.tsv", "w") as out:
-        for i in range(calls):
-            record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
-                      "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
-                      "idempotency_key": f"{mode}-{i}"}
-            # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
-            canonical = dict(record, format="provenance-call/1",
-                             **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
-            message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-            signature = base64.b64encode(key.sign(message)).decode()
-            body = {"record": record, "signature": {"kind": "single", "signature": signature}, "deferred": mode == "deferred"}
-            out.write(f"{record['idempotency_key']}\t{json.dumps(body, separators=(',', ':'))}\n")
-EOF
+        for start in range(0, calls, per_signature if sign == "batch" else 1):
+            chunk = records[start:start + (per_signature if sign == "batch" else 1)]
+            if sign == "batch":
+                leaves = [leaf(message) for _, message in chunk]
+                top = root(leaves)
+                signature = b64(key.sign(f"provenance-call-batch/1\n{len(leaves)}\n{b64(top)}\n".encode()))
+            for index, (record, message) in enumerate(chunk):
+                if sign == "batch":
+                    signed = {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,
+                              "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}
+                else:
+                    signed = {"kind": "single", "signature": b64(key.sign(message))}
+                body = {"record": record, "signature": signed, "deferred": mode == "deferred"}
+                out.write(f"{record['idempotency_key']}\t{json.dumps(body, separators=(',', ':'))}\n")
+PY
 
 cat > "$work/calls.lua" <<'EOF'
 -- Replays pre-signed calls, each once; every thread takes every THREADS-th line.
@@ -111,7 +150,7 @@ run() {  # mode → "created failed seconds p50ms p99ms"
     -- "$work/$1.tsv" "$THREADS" "$token" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }'
 }
 
-echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $(nproc) cores"
+echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores"
 read -r ok bad seconds p50 p99 <<<"$(run realtime)"
 printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  (%d not 201)\n' \
   "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$bad"

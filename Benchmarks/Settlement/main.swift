@@ -70,7 +70,7 @@ while settled < deferredCalls {
     settled += count
 }
 
-// Real-time: one call per transaction, each signed alone and checkpointed.
+// Real-time, one caller at a time: one call per transaction, each signed alone and checkpointed.
 let realtimeTime = try await seconds {
     for index in 0..<realtimeCalls {
         let call = record("r\(index)", index)
@@ -78,21 +78,45 @@ let realtimeTime = try await seconds {
     }
 }
 
-let report = try store.verify()
+// Real-time, many callers at once: the group commit coalesces their calls into shared
+// transactions, one fsync and one checkpoint each.
+let concurrentCalls = Int(environment["CONCURRENT_CALLS"] ?? "") ?? 40_000
+let clients = Int(environment["CLIENTS"] ?? "") ?? 64
+let signedConcurrent = try (0..<concurrentCalls).map { index -> (CallRecord, CallSignature) in
+    let call = record("g\(index)", index)
+    return (call, try CallSignature.sign(call, with: nodeKey))
+}
+let groupTime = try await seconds {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for client in 0..<clients {
+            group.addTask {
+                for index in stride(from: client, to: concurrentCalls, by: clients) {
+                    _ = try await store.submit([signedConcurrent[index]], deferred: false, resolver: resolver)
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+}
+
+var report: VerifyReport!
+let verifyTime = try await seconds { report = try store.verify() }
 precondition(report.ok, "verify failed: \(report.failure ?? "")")
 
-// The floor: the same rows (invoices, transfers, call rows) inserted into a fresh SQLite
-// database with the same settings, in transactions of the same sizes, with no logic at all.
+// The floor: the same rows (invoices, batch transfers, call rows, terms) inserted into a fresh
+// SQLite database with the same settings, in as many transactions, with no logic at all.
 let source = try DatabaseQueue(path: root.appendingPathComponent(".provenance/registry.sqlite").path)
 let invoices = try source.read { try Row.fetchAll($0, sql: "SELECT * FROM invoices ORDER BY ledger_index") }
-let transfers = try source.read { try Row.fetchAll($0, sql: "SELECT * FROM transfers WHERE invoice IS NOT NULL ORDER BY sequence") }
+let transfers = try source.read { try Row.fetchAll($0, sql: "SELECT * FROM transfers WHERE batch IS NOT NULL ORDER BY sequence") }
 let calls = try source.read { try Row.fetchAll($0, sql: "SELECT * FROM calls ORDER BY rowid") }
-var transfersByInvoice: [Int: [Row]] = [:]
-for row in transfers { transfersByInvoice[row["invoice"], default: []].append(row) }
-var callByInvoice: [Int: Row] = [:]
-for row in calls { if let invoice = row["invoice"] as Int? { callByInvoice[invoice] = row } }
+let pageSize = try source.read { try Int.fetchOne($0, sql: "PRAGMA page_size")! }
+let databaseBytes = try source.writeWithoutTransaction { db -> Int in
+    try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+    return try Int.fetchOne(db, sql: "PRAGMA page_count")! * pageSize
+}
+let settledCalls = deferredCalls + realtimeCalls + concurrentCalls
 
-@MainActor func floor(range: Range<Int>, perTransaction: Int) throws -> Double {
+@MainActor func floor(invoices: ArraySlice<Row>, transfers: ArraySlice<Row>, calls: ArraySlice<Row>, transactions: Int) throws -> Double {
     var configuration = Configuration()
     configuration.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
     let path = root.appendingPathComponent("floor-\(UUID().uuidString).sqlite").path
@@ -102,31 +126,36 @@ for row in calls { if let invoice = row["invoice"] as Int? { callByInvoice[invoi
             CREATE TABLE invoices (ledger_index INTEGER PRIMARY KEY, bytes BLOB NOT NULL, leaf_hash BLOB NOT NULL, caller TEXT NOT NULL,
               model TEXT NOT NULL, batch TEXT, settled_at INTEGER NOT NULL);
             CREATE TABLE transfers (sequence INTEGER PRIMARY KEY, from_account TEXT NOT NULL, to_account TEXT NOT NULL, amount TEXT NOT NULL,
-              cause TEXT NOT NULL, invoice INTEGER, call TEXT, created_at INTEGER NOT NULL, hash TEXT NOT NULL);
+              cause TEXT NOT NULL, invoice INTEGER, call TEXT, created_at INTEGER NOT NULL, hash TEXT NOT NULL, batch INTEGER);
             CREATE INDEX transfers_by_from ON transfers(from_account); CREATE INDEX transfers_by_to ON transfers(to_account);
             CREATE INDEX transfers_by_invoice ON transfers(invoice);
             CREATE TABLE calls (idempotency_key TEXT PRIMARY KEY, digest TEXT NOT NULL, status TEXT NOT NULL, invoice INTEGER,
-              created_at INTEGER NOT NULL);
+              fee TEXT, caller TEXT, reserve_batch INTEGER, created_at INTEGER NOT NULL);
             """)
     }
+    func part<T>(_ rows: ArraySlice<T>, _ index: Int) -> ArraySlice<T> {
+        let per = (rows.count + transactions - 1) / max(transactions, 1)
+        let start = rows.startIndex + min(rows.count, index * per)
+        return rows[start..<(rows.startIndex + min(rows.count, (index + 1) * per))]
+    }
     return try seconds {
-        for start in stride(from: range.lowerBound, to: range.upperBound, by: perTransaction) {
+        for index in 0..<transactions {
             try pool.write { db in
                 let insertInvoice = try db.cachedStatement(sql: "INSERT INTO invoices VALUES (?, ?, ?, ?, ?, ?, ?)")
-                let insertTransfer = try db.cachedStatement(sql: "INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                let insertCall = try db.cachedStatement(sql: "INSERT INTO calls VALUES (?, ?, ?, ?, ?)")
-                for index in start..<min(start + perTransaction, range.upperBound) {
-                    let invoice = invoices[index]
+                let insertTransfer = try db.cachedStatement(sql: "INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                let insertCall = try db.cachedStatement(sql: "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                for invoice in part(invoices, index) {
                     try insertInvoice.execute(arguments: [invoice["ledger_index"], invoice["bytes"], invoice["leaf_hash"], invoice["caller"],
                                                           invoice["model"], invoice["batch"], invoice["settled_at"]])
-                    for transfer in transfersByInvoice[index] ?? [] {
-                        try insertTransfer.execute(arguments: [transfer["sequence"], transfer["from_account"], transfer["to_account"],
-                                                               transfer["amount"], transfer["cause"], transfer["invoice"], transfer["call"],
-                                                               transfer["created_at"], transfer["hash"]])
-                    }
-                    if let call = callByInvoice[index] {
-                        try insertCall.execute(arguments: [call["idempotency_key"], call["digest"], "settled", call["invoice"], call["created_at"]])
-                    }
+                }
+                for transfer in part(transfers, index) {
+                    try insertTransfer.execute(arguments: [transfer["sequence"], transfer["from_account"], transfer["to_account"],
+                                                           transfer["amount"], transfer["cause"], transfer["invoice"], transfer["call"],
+                                                           transfer["created_at"], transfer["hash"], transfer["batch"]])
+                }
+                for call in part(calls, index) {
+                    try insertCall.execute(arguments: [call["idempotency_key"], call["digest"], "settled", call["invoice"], call["fee"],
+                                                       call["caller"], call["reserve_batch"], call["created_at"]])
                 }
             }
         }
@@ -140,16 +169,22 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
-let batchFloor = try floor(range: 0..<deferredCalls, perTransaction: batchSize)
-let realtimeFloor = try floor(range: deferredCalls..<(deferredCalls + realtimeCalls), perTransaction: 1)
+let batchInvoices = invoices.prefix(deferredCalls)
+let batchTransfers = try source.read {
+    try Row.fetchAll($0, sql: """
+        SELECT t.* FROM transfers t JOIN batches b ON b.id = t.batch WHERE b.invoice_count > 0 AND b.first_invoice < ? ORDER BY t.sequence
+        """, arguments: [deferredCalls])
+}
+let batchFloor = try floor(invoices: invoices.prefix(deferredCalls), transfers: batchTransfers[...],
+                           calls: calls.prefix(deferredCalls), transactions: deferredCalls / batchSize)
 let rowsPerCall = Double(invoices.count + transfers.count + calls.count) / Double(invoices.count)
 
-print("settlement, \(String(format: "%.1f", rowsPerCall)) rows per call (invoice, transfers, call), 5 contributors, SQLite synchronous=FULL, WAL:")
+print("settlement, 5 contributors, SQLite synchronous=FULL, WAL; \(String(format: "%.2f", rowsPerCall)) rows per settled call:")
 print("  deferred submit (node batch signatures of \(signBatch)): \(rate(deferredCalls, submitTime))")
 print("  batch settlement (batches of \(batchSize)):              \(rate(deferredCalls, settleTime))")
-print("  SQLite floor, same rows, same batches:                \(rate(deferredCalls, batchFloor))")
-print("  real-time settlement (one call per transaction):      \(rate(realtimeCalls, realtimeTime))")
-print("  SQLite floor, same rows, one call per transaction:    \(rate(realtimeCalls, realtimeFloor))")
-let batchRatio = batchFloor / settleTime
-print(String(format: "  ratio batch/floor %.2f (target ≥ 0.25), real-time/floor %.2f", batchRatio, realtimeFloor / realtimeTime))
-print("  verify: \(report.invoices) invoices, \(report.transfers) transfers re-derived")
+print("  SQLite floor, same rows, same transactions:          \(rate(deferredCalls, batchFloor))")
+print(String(format: "  ratio batch settlement / floor %.2f", batchFloor / settleTime))
+print("  real-time, one caller (one call per transaction):    \(rate(realtimeCalls, realtimeTime))")
+print("  real-time, \(clients) concurrent callers (group commit):   \(rate(concurrentCalls, groupTime))")
+print("  database bytes per settled call: \(databaseBytes / settledCalls) (\(databaseBytes) bytes for \(settledCalls) calls)")
+print("  verify: \(report.invoices) invoices, \(report.transfers) transfers re-derived in \(String(format: "%.2f", verifyTime)) s")

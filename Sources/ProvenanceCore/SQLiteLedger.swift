@@ -239,6 +239,10 @@ struct SQLiteLedgerAccess: LedgerWriter {
         }
     }
 
+    func pendingCallKeys() throws -> Set<String> {
+        Set(try String.fetchAll(db, sql: "SELECT idempotency_key FROM calls WHERE status = 'pending'"))
+    }
+
     static func encodePrice(_ price: Price) -> Data {
         CanonicalValue.object([
             "input_per_1k": .string(price.inputPer1k.rawString), "output_per_1k": .string(price.outputPer1k.rawString),
@@ -276,17 +280,26 @@ struct SQLiteLedgerAccess: LedgerWriter {
             sql += " AND model = ?"
             arguments += [model]
         }
-        if let account {
-            // Older ledgers link payouts to invoices; netted ones to batches, whose invoices
-            // the store then filters by their payouts.
-            sql += """
-                 AND (caller = ? OR ledger_index IN (SELECT invoice FROM transfers WHERE to_account = ? AND invoice IS NOT NULL)
-                   OR EXISTS (SELECT 1 FROM transfers t JOIN batches b ON b.id = t.batch WHERE t.to_account = ? AND t.cause = 'payout'
-                              AND ledger_index >= b.first_invoice AND ledger_index < b.first_invoice + b.invoice_count))
-                """
-            arguments += [account, account, account]
+        guard let account else { return try Int.fetchAll(db, sql: sql + " ORDER BY ledger_index", arguments: arguments) }
+        // Older ledgers link payouts to invoices; netted ones to batches, whose invoice ranges
+        // are taken whole here (the store keeps those whose payouts name the account).
+        var indices = Set(try Int.fetchAll(db, sql: sql + """
+             AND (caller = ? OR ledger_index IN (SELECT invoice FROM transfers WHERE to_account = ? AND invoice IS NOT NULL))
+            """, arguments: arguments + [account, account]))
+        let ranges = try Row.fetchAll(db, sql: """
+            SELECT DISTINCT b.first_invoice, b.invoice_count FROM transfers t JOIN batches b ON b.id = t.batch
+            WHERE t.to_account = ? AND t.cause = 'payout'
+            """, arguments: [account])
+        for range in ranges {
+            let first: Int = range["first_invoice"], count: Int = range["invoice_count"]
+            if let model {
+                indices.formUnion(try Int.fetchAll(db, sql: "SELECT ledger_index FROM invoices WHERE ledger_index >= ? AND ledger_index < ? AND model = ?",
+                                                   arguments: [first, first + count, model]))
+            } else {
+                indices.formUnion(first..<(first + count))
+            }
         }
-        return try Int.fetchAll(db, sql: sql + " ORDER BY ledger_index", arguments: arguments)
+        return indices.sorted()
     }
 
     func allInvoices() throws -> [StoredInvoice] {

@@ -262,10 +262,8 @@ extension Store {
                 throw ProvenanceError(.storage, "the lineage of \(reference) cycles through \(current)")
             }
             chain.append(current)
-            guard let record = try index.modelVersion(model: current.model, version: current.version) else {
-                throw ProvenanceError.notFound("model version \(current) does not exist")
-            }
-            next = try record.decodedManifest().base?.reference
+            // Versions are immutable, so their decoded manifests come from memory once read.
+            next = try modelVersion(current).1.base?.reference
         }
         return chain
     }

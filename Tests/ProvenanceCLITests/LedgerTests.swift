@@ -146,6 +146,7 @@ import Testing
         var bytes = stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
         bytes[offset % bytes.count] ^= 0x01
         let typed = column == "bytes" || column == "root" || column == "leaf_hash" ? "X'\(bytes.map { String(format: "%02X", $0) }.joined())'"
+            : ["invoice_count", "first_invoice"].contains(column) ? "CAST(CAST(X'\(bytes.map { String(format: "%02X", $0) }.joined())' AS TEXT) AS INTEGER)"
             : "CAST(X'\(bytes.map { String(format: "%02X", $0) }.joined())' AS TEXT)"
         let update = try runProcess("/usr/bin/sqlite3", [db, "UPDATE \(table) SET \(column) = \(typed) WHERE \(key)"])
         #expect(update.succeeded, "\(update.stderr)")
@@ -172,6 +173,13 @@ import Testing
             cases.append(("transfers", column, "sequence = 9", 0, "transfer 9"))
         }
         cases.append(("accounts", "balance", "id = 'ann@example.org'", 3, "account ann@example.org"))
+        // A batch's own row, and the terms block every invoice refers to.
+        cases.append(("batches", "invoice_count", "id = (SELECT max(id) FROM batches)", 0, "batch"))
+        cases.append(("batches", "first_invoice", "id = (SELECT max(id) FROM batches)", 0, ""))
+        let termsLength = Int(try runProcess("/usr/bin/sqlite3", [db.path, "SELECT length(bytes) FROM invoice_terms"]).output)!
+        for offset in stride(from: 0, to: termsLength, by: max(1, termsLength / 20)) {
+            cases.append(("invoice_terms", "bytes", "1", offset, "settlement terms"))
+        }
         let noteLength = Int(try runProcess("/usr/bin/sqlite3", [db.path, "SELECT length(note) FROM checkpoints ORDER BY size DESC LIMIT 1"]).output)!
         for offset in stride(from: 0, to: noteLength, by: 7) {
             cases.append(("checkpoints", "note", "size = (SELECT max(size) FROM checkpoints)", offset, "checkpoint"))
@@ -205,6 +213,27 @@ import Testing
         #expect(settle.signalled)
         // Nothing of the batch happened: 1 invoice, its checkpoint, and the 3 reservations still pending.
         #expect(try cli.must("verify").output == "verified 1 invoice(s), 1 checkpoint(s), 13 transfer(s), 11 account(s), 3 pending call(s)")
+        try cli.must("settle")
+        #expect(try cli.must("verify").output.hasPrefix("verified 4 invoice(s), 2 checkpoint(s)"))
+    }
+
+    /// Kill points inside a group commit (invoices, checkpoint and batch lines written, not
+    /// committed) and inside a net batch: nothing of either survives, and a retry settles once.
+    @Test func sigkillInsideAGroupCommitOrANetBatchLeavesNothing() throws {
+        let cli = try SettlementTests.market()
+        let before = try SettlementTests.balance(cli, "alice")
+        let call = ["call", "m@1", "--caller", "alice", "--node", "gpu1", "--input-tokens", "1000", "--output-tokens", "0", "--latency-ms", "1"]
+        let killed = try cli.run(call + ["--idempotency-key", "g"], environment: ["PROVENANCE_CRASH_AT": "inside-group-commit"])
+        #expect(killed.signalled, "\(killed)")
+        #expect(try cli.must("verify").output == "verified 0 invoice(s), 0 checkpoint(s), 3 transfer(s), 4 account(s), 0 pending call(s)")
+        #expect(try SettlementTests.balance(cli, "alice") == before)
+        try cli.must(call + ["--idempotency-key", "g"])
+        for index in 0..<3 { try cli.must(call + ["--idempotency-key", "n\(index)", "--defer"]) }
+        let state = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, ".dump"]).output
+        let settle = try cli.run(["settle"], environment: ["PROVENANCE_CRASH_AT": "inside-net-batch"])
+        #expect(settle.signalled)
+        #expect(try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, ".dump"]).output == state)
+        #expect(try cli.must("verify").output.hasSuffix("3 pending call(s)"))
         try cli.must("settle")
         #expect(try cli.must("verify").output.hasPrefix("verified 4 invoice(s), 2 checkpoint(s)"))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ProvenanceCore
 import ProvenanceTestSupport
 import Testing
 
@@ -59,8 +60,17 @@ import Testing
         #expect(String(decoding: sorted, as: UTF8.self) == canonical)
         let pricing = object["pricing"] as! [String: Any]
         #expect(pricing["fee"] as? String == String(fee))
+        // The leaf refers to the lineage and price by the SHA-256 of their terms block…
         let traceability = object["traceability"] as! [String: Any]
-        let lineage = (traceability["lineage"] as! [[String: Any]])[0]
+        #expect(object["format"] as? String == "provenance-invoice/2" && traceability["lineage"] == nil && pricing["split_bps"] == nil)
+        let termsSHA = try #require(traceability["terms_sha256"] as? String)
+        let terms = try #require(try Store.open(at: cli.store).terms(sha256: termsSHA))
+        #expect(SHA256Digest.hex(of: terms.bytes) == termsSHA && terms.levels.first?.model == "m")
+        // …and `invoice show` prints the whole invoice, the block written out.
+        let shown = try JSONSerialization.jsonObject(with: Data(try cli.must("invoice", "show", "0", "--json").stdout.utf8)) as! [String: Any]
+        let whole = shown["invoice"] as! [String: Any]
+        #expect((whole["pricing"] as! [String: Any])["split_bps"] != nil)
+        let lineage = (((whole["traceability"] as! [String: Any])["lineage"]) as! [[String: Any]])[0]
         #expect(lineage["plugin"] as? String == "equal-share")
         #expect((lineage["weights"] as! [[String: Any]]).map { $0["ppb"] as! String } == ["333333334", "333333333", "333333333"])
         #expect(lineage["model_commit"] as? String == (try git(["rev-parse", "1"], in: cli.store.appendingPathComponent("models/m.git")).output))
@@ -107,14 +117,20 @@ import Testing
         #expect(try cli.must("verify").output.hasSuffix("5 pending call(s)"))
         struct Report: Decodable { var batch: String?; var settled: Int; var invoices: [Int]; var tree_size: Int }
         let report = try cli.json(Report.self, "settle")
-        #expect(report.settled == 5 && report.invoices == [0, 1, 2, 3, 4] && report.batch == "batch-0" && report.tree_size == 5)
+        // Each CLI call was its own group (batches 1-5 reserved); the settlement is batch 6.
+        #expect(report.settled == 5 && report.invoices == [0, 1, 2, 3, 4] && report.batch == "batch-6" && report.tree_size == 5)
         #expect(try Self.balance(cli, "escrow") == "0")
         #expect(try Self.balance(cli, "dev@example.org") == "1" + Self.token)
         struct Checkpoint: Decodable { var size: Int; var note: String }
         let checkpoint = try cli.json(Checkpoint.self, "ledger", "checkpoint")
         #expect(checkpoint.size == 5)
-        // 3 setup transfers, 5 reserves, then per invoice 1 release and 6 payouts; escrow is the 11th account.
-        #expect(try cli.must("verify").output == "verified 5 invoice(s), 1 checkpoint(s), 43 transfer(s), 11 account(s), 0 pending call(s)")
+        // 3 setup transfers, 5 reserves, then for the batch one release and one payout per payee (6), not one per
+        // invoice; escrow is the 11th account.
+        #expect(try cli.must("verify").output == "verified 5 invoice(s), 1 checkpoint(s), 15 transfer(s), 11 account(s), 0 pending call(s)")
+        // The statement shows the batch line; --invoices lists the five invoices it sums.
+        let statement = try cli.must("account", "statement", "ann@example.org", "--invoices").stdout
+        #expect(statement.contains("batch-6"))
+        for index in 0..<5 { #expect(statement.contains("invoice \(index)")) }
         // A replayed deferred call after settlement returns its invoice.
         let replay = try cli.json(Outcome.self, "call", "m@1", "--caller", "alice", "--node", "gpu1", "--input-tokens", "1000",
                                   "--output-tokens", "0", "--latency-ms", "10", "--defer", "--idempotency-key", "d3")

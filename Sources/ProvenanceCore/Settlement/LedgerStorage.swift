@@ -133,6 +133,8 @@ public protocol LedgerReader {
     func price(model: String) throws -> Price?
     func callStatus(idempotencyKey: String) throws -> CallStatus?
     func pendingCalls() throws -> [PendingCall]
+    /// The idempotency keys of the calls still pending.
+    func pendingCallKeys() throws -> Set<String>
     func invoice(index: Int) throws -> StoredInvoice?
     func invoices(indices: [Int]) throws -> [StoredInvoice]
     func invoiceIndices(account: String?, model: String?) throws -> [Int]

@@ -263,6 +263,8 @@ extension Store {
             prepared.append(try await prepare(record, signature, deferred: deferred, resolver: resolver))
         }
         try verifySignatures(prepared)
+        // Priced only once the node's signature holds: an unsigned record learns nothing.
+        for index in prepared.indices { try prepared[index].computeFee() }
         return try await committer.submit(prepared, to: self)
     }
 
@@ -274,10 +276,9 @@ extension Store {
         let reference = ModelVersionReference(model: record.model, version: record.version)
         _ = try modelVersion(reference)
         let price = try price(model: record.model)
-        let fee = try price.fee(inputTokens: record.inputTokens, outputTokens: record.outputTokens)
         let node = try node(named: record.node)
         let terms = deferred ? nil : try await settlementTerms(for: reference, price: price, resolver: resolver)
-        return PreparedCall(record: record, digest: record.digest, signature: signature, node: node, price: price, fee: fee,
+        return PreparedCall(record: record, digest: record.digest, signature: signature, node: node, price: price, fee: .zero,
                             terms: terms, deferred: deferred)
     }
 
@@ -331,6 +332,8 @@ extension Store {
                         results.append(.failure(error))
                     }
                 }
+                // A group whose every call failed or replayed leaves the store as it was.
+                guard book.changed else { return results }
                 if book.invoicesAppended > 0, let signer { try book.checkpoint(signer) }
                 CrashPoint.insideGroupCommit.hit()
                 try book.commit()
@@ -363,12 +366,13 @@ extension Store {
         let signer = try noteSigner()
         return try ledger.writeLedger { ledger in
             var book = try Book(ledger)
-            // Re-read inside the transaction: only calls still pending now are settled.
-            let current = try ledger.pendingCalls()
+            // Only calls still pending now are settled (another process may have settled some);
+            // calls reserved since the read above wait for the next batch.
+            let stillPending = try ledger.pendingCallKeys()
             var nodes: [String: NodeRecord] = [:]
             var invoices: [Int] = []
-            invoices.reserveCapacity(current.count)
-            for call in current {
+            invoices.reserveCapacity(pending.count)
+            for call in pending where stillPending.contains(call.record.idempotencyKey) {
                 guard let terms = termsByVersion["\(call.record.model)@\(call.record.version)|\(call.price.cacheKey)"] else { continue }
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
@@ -433,11 +437,15 @@ struct PreparedCall: Sendable {
     let signature: CallSignature
     let node: NodeRecord
     let price: Price
-    let fee: TokenAmount
+    private(set) var fee: TokenAmount
     /// The terms it settles under; nil for a deferred call, which settles under the terms of
     /// the day it is settled.
     let terms: SettlementTerms?
     let deferred: Bool
+
+    mutating func computeFee() throws {
+        fee = try price.fee(inputTokens: record.inputTokens, outputTokens: record.outputTokens)
+    }
 }
 
 extension NodeRecord {
@@ -531,6 +539,8 @@ struct Book {
     let ledger: any LedgerWriter
     let time: Int64
     private var balances: [String: TokenAmount] = [:]
+    /// Accounts whose balance this book changed (or opened), written back on commit.
+    private var touched = Set<String>()
     private var sequence: Int64
     private var lastHash: String
     var frontier: CompactRange
@@ -551,6 +561,8 @@ struct Book {
     }
 
     var invoicesAppended: Int { frontier.size - firstInvoice }
+    /// Whether anything is to be written.
+    var changed: Bool { !touched.isEmpty || batchID != nil || invoicesAppended > 0 }
 
     mutating func balance(_ account: String) throws -> TokenAmount {
         if let cached = balances[account] { return cached }
@@ -561,6 +573,7 @@ struct Book {
 
     mutating func open(_ account: String) throws {
         _ = try balance(account)
+        touched.insert(account)
     }
 
     mutating func requireFunds(_ amount: TokenAmount, in account: String, for purpose: String) throws {
@@ -576,6 +589,7 @@ struct Book {
     mutating func move(_ amount: TokenAmount, from: String, to: String, cause: Transfer.Cause) throws -> Transfer {
         balances[from] = try balance(from).subtracting(amount)
         balances[to] = try balance(to).adding(amount)
+        touched.formUnion([from, to])
         return try append(Transfer(sequence: 0, from: from, to: to, amount: amount, cause: cause, invoice: nil, call: nil, batch: nil,
                                    createdAt: time, hash: ""))
     }
@@ -599,6 +613,7 @@ struct Book {
         let total = try (net[key] ?? .zero).adding(amount)
         balances[from] = newFrom
         balances[to] = newTo
+        touched.formUnion([from, to])
         net[key] = total
     }
 
@@ -690,8 +705,8 @@ struct Book {
             net = [:]
             try ledger.closeBatch(batchID, invoiceCount: invoicesAppended)
         }
-        for (account, balance) in balances { try ledger.setBalance(balance, of: account) }
-        try ledger.saveFrontier(frontier)
+        for account in touched { try ledger.setBalance(balances[account]!, of: account) }
+        if invoicesAppended > 0 { try ledger.saveFrontier(frontier) }
         CrashPoint.beforeLedgerCommit.hit()
     }
 }
