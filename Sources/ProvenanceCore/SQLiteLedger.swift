@@ -231,12 +231,24 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func pendingCalls() throws -> [PendingCall] {
-        try Row.fetchAll(db, sql: "SELECT * FROM calls WHERE status = 'pending' ORDER BY created_at, rowid").map { row in
-            let record = try CallRecord(canonical: try CanonicalValue(parsing: row["record"]))
-            let signature = try CallSignature(canonical: try CanonicalValue(parsing: row["signature"]))
-            let price = try Self.decodePrice(row["price"])
-            return PendingCall(record: record, signature: signature, price: price, fee: try amount(row["fee"], "call"))
+        let rows = try Row.fetchAll(db, sql: "SELECT record, signature, price, fee FROM calls WHERE status = 'pending' ORDER BY created_at, rowid")
+            .map { (record: $0["record"] as Data, signature: $0["signature"] as Data, price: $0["price"] as Data, fee: $0["fee"] as String) }
+        // Decoding a batch of ten thousand records is most of reading it: spread it over the cores.
+        let decoded = UnsafeMutableBufferPointer<Result<PendingCall, any Error>>.allocate(capacity: rows.count)
+        decoded.initialize(repeating: .failure(ProvenanceError(.storage, "not decoded")))
+        defer { decoded.deallocate() }
+        let chunk = 256
+        Parallel.forEach((rows.count + chunk - 1) / chunk) { part in
+            for position in (part * chunk)..<min(rows.count, (part + 1) * chunk) {
+                let row = rows[position]
+                decoded[position] = Result {
+                    PendingCall(record: try CallRecord(canonical: try CanonicalValue(parsing: row.record)),
+                                signature: try CallSignature(canonical: try CanonicalValue(parsing: row.signature)),
+                                price: try Self.decodePrice(row.price), fee: try amount(row.fee, "call"))
+                }
+            }
         }
+        return try decoded.map { try $0.get() }
     }
 
     func pendingCallKeys() throws -> Set<String> {

@@ -383,7 +383,7 @@ extension Store {
             try book.commit()
             CrashPoint.insideNetBatch.hit()
             return SettlementReport(batch: book.batchID.map(Self.batchName), settled: invoices.count, invoices: invoices,
-                                    treeSize: book.frontier.size)
+                                    treeSize: book.treeSize)
         }
     }
 
@@ -560,7 +560,10 @@ struct Book {
         firstInvoice = frontier.size
     }
 
-    var invoicesAppended: Int { frontier.size - firstInvoice }
+    /// Invoices settled in this book whose bytes are not written yet (see `writeInvoices`).
+    private var drafts: [InvoiceDraft] = []
+    var invoicesAppended: Int { frontier.size + drafts.count - firstInvoice }
+    var treeSize: Int { frontier.size + drafts.count }
     /// Whether anything is to be written.
     var changed: Bool { !touched.isEmpty || batchID != nil || invoicesAppended > 0 }
 
@@ -662,32 +665,72 @@ struct Book {
         return outcome
     }
 
+    /// An invoice decided but not yet encoded: everything it holds is fixed.
+    struct InvoiceDraft {
+        let index: Int
+        let record: CallRecord
+        let digest: String
+        let signature: CallSignature
+        let node: NodeRecord
+        let terms: SettlementTerms
+        let mode: Invoice.Mode
+        let batch: String
+        let computation: SettlementComputation
+    }
+
     /// Charges `from` (the caller, or escrow for a reserved call), pays everyone, refunds any
     /// SLO penalty to the caller, and appends the invoice to the ledger. Returns its index.
+    ///
+    /// The movements happen now; the invoice's bytes are encoded and hashed later for the
+    /// whole batch at once, on every core (`writeInvoices`).
     mutating func settle(record: CallRecord, digest: String, signature: CallSignature, node: NodeRecord, terms: SettlementTerms,
                          from: String, mode: Invoice.Mode) throws -> Int {
         let computation = try SettlementComputation.compute(record: record, price: terms.price, levels: terms.levels)
-        let index = frontier.size
+        let index = treeSize
         let batchID = try batch()
-        let invoice = Invoice(ledgerIndex: index, record: record, signature: signature, nodeKey: node.publicKey, terms: terms,
-                              nodeStake: node.stake, mode: mode, batch: Store.batchName(batchID), computation: computation)
         try post(computation.fee, from: from, to: Accounts.clearing, cause: from == Accounts.escrow ? .release : .charge)
         for payout in computation.payouts {
             try post(payout.amount, from: Accounts.clearing, to: payout.account, cause: .payout)
         }
         try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
-        if termsWritten.insert(terms.sha256).inserted { try ledger.insertTerms(sha256: terms.sha256, bytes: terms.bytes) }
-        let bytes = invoice.canonicalBytes
-        let leaf = MerkleTree.leafHash(bytes)
-        try ledger.insertInvoice(StoredInvoice(index: index, bytes: bytes, leafHash: leaf, settledAt: time),
-                                 caller: record.caller, model: record.model, batch: Store.batchName(batchID))
-        try ledger.markSettled(idempotencyKey: record.idempotencyKey, digest: digest, invoice: index, at: time)
-        frontier.append(leafHash: leaf)
+        drafts.append(InvoiceDraft(index: index, record: record, digest: digest, signature: signature, node: node, terms: terms, mode: mode,
+                                   batch: Store.batchName(batchID), computation: computation))
         return index
+    }
+
+    /// Encodes and hashes the settled invoices on every core, then writes them, marks their
+    /// calls settled and appends their leaves, in ledger order.
+    mutating func writeInvoices() throws {
+        guard !drafts.isEmpty else { return }
+        let drafts = self.drafts
+        let encoded = UnsafeMutableBufferPointer<(bytes: Data, leaf: Data)>.allocate(capacity: drafts.count)
+        encoded.initialize(repeating: (Data(), Data()))
+        defer { encoded.deallocate() }
+        let chunk = 64
+        Parallel.forEach((drafts.count + chunk - 1) / chunk) { part in
+            for position in (part * chunk)..<min(drafts.count, (part + 1) * chunk) {
+                let draft = drafts[position]
+                let invoice = Invoice(ledgerIndex: draft.index, record: draft.record, signature: draft.signature, nodeKey: draft.node.publicKey,
+                                      terms: draft.terms, nodeStake: draft.node.stake, mode: draft.mode, batch: draft.batch,
+                                      computation: draft.computation)
+                let bytes = invoice.canonicalBytes
+                encoded[position] = (bytes, MerkleTree.leafHash(bytes))
+            }
+        }
+        for (position, draft) in drafts.enumerated() {
+            if termsWritten.insert(draft.terms.sha256).inserted { try ledger.insertTerms(sha256: draft.terms.sha256, bytes: draft.terms.bytes) }
+            try ledger.insertInvoice(StoredInvoice(index: draft.index, bytes: encoded[position].bytes, leafHash: encoded[position].leaf,
+                                                   settledAt: time),
+                                     caller: draft.record.caller, model: draft.record.model, batch: draft.batch)
+            try ledger.markSettled(idempotencyKey: draft.record.idempotencyKey, digest: draft.digest, invoice: draft.index, at: time)
+            frontier.append(leafHash: encoded[position].leaf)
+        }
+        self.drafts = []
     }
 
     /// Signs a checkpoint of the tree as it now stands.
     mutating func checkpoint(_ signer: NoteSigner) throws {
+        try writeInvoices()
         let checkpoint = Checkpoint(origin: signer.name, size: frontier.size, rootHash: frontier.root)
         let note = try signer.sign(checkpoint)
         try ledger.insertCheckpoint(StoredCheckpoint(size: frontier.size, root: frontier.root, note: note), at: time)
@@ -696,6 +739,7 @@ struct Book {
 
     /// Writes the batch's netted transfers, in a fixed order, the balances and the frontier.
     mutating func commit() throws {
+        try writeInvoices()
         if let batchID {
             let lines = net.sorted { ($0.key.from, $0.key.to, $0.key.cause.rawValue) < ($1.key.from, $1.key.to, $1.key.cause.rawValue) }
             for (key, amount) in lines {
