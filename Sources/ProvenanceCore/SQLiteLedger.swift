@@ -221,6 +221,10 @@ struct SQLiteLedgerAccess: LedgerWriter {
                      sloMilliseconds: (row["slo_ms"] as Int64?).map { UInt64($0) }, sloPenaltyBps: UInt32(row["slo_penalty_bps"] as Int64))
     }
 
+    func activePlugin(model: String) throws -> String? {
+        try String.fetchOne(try db.cachedStatement(sql: "SELECT plugin FROM models WHERE name = ?"), arguments: [model])
+    }
+
     func callStatus(idempotencyKey: String) throws -> CallStatus? {
         let statement = try db.cachedStatement(sql: "SELECT digest, status, invoice FROM calls WHERE idempotency_key = ?")
         guard let row = try Row.fetchOne(statement, arguments: [idempotencyKey]) else { return nil }

@@ -242,6 +242,47 @@ final class StoreCaches: @unchecked Sendable {
         return loaded
     }
 
+    private var prices: [String: Price] = [:]
+    private var plugins: [String: String] = [:]
+
+    /// A model's price and active plugin as last read. Settlement prepares calls with these and
+    /// checks them inside its transaction, where a stale one sends the call back to be prepared
+    /// again (`SettlementCommitter`); a change made in this process forgets them at once.
+    func price(_ model: String, load: () throws -> Price) rethrows -> Price {
+        lock.lock()
+        if let known = prices[model] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        let loaded = try load()
+        lock.lock()
+        prices[model] = loaded
+        lock.unlock()
+        return loaded
+    }
+
+    func plugin(_ model: String, load: () throws -> String) rethrows -> String {
+        lock.lock()
+        if let known = plugins[model] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        let loaded = try load()
+        lock.lock()
+        plugins[model] = loaded
+        lock.unlock()
+        return loaded
+    }
+
+    func forget(model: String) {
+        lock.lock()
+        prices[model] = nil
+        plugins[model] = nil
+        lock.unlock()
+    }
+
     func node(_ name: String) -> NodeRecord? {
         lock.lock()
         defer { lock.unlock() }

@@ -1,3 +1,4 @@
+import AttributionPlugins
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -151,6 +152,34 @@ import Testing
             #expect((bundle["terms"] as? [String: Any])?[sha] != nil)
             try await client.send(.get, "/v1/terms/\(String(repeating: "0", count: 64))").expectError(.notFound, "not_found")
             try await client.send(.get, "/v1/terms/xyz").expectError(.badRequest, "invalid_argument")
+        }
+    }
+
+    /// The registry prepares calls with the price and plugins it last read; a change made by
+    /// another process is caught inside the transaction and the call prepared again.
+    @Test func aPriceOrPluginChangedElsewhereIsUsedAtOnce() async throws {
+        let fixture = try RegistryFixture()
+        let signer = NodeSigner()
+        try await fixture.app().test(.router) { client in
+            try await fixture.market(client)
+            try await fixture.priceAndFund(client, key: signer, callers: ["alice"], deposit: "10")
+            let first = try await SignedCall(caller: "alice", inputTokens: 1000, key: "p1", signer: signer).submit(client, token: fixture.node)
+                .expect(.created).object()
+            #expect(first["fee"] as? String == "1")
+            // Another process (its own Store, its own caches) doubles the price and swaps the plugin.
+            let elsewhere = try Store.open(at: fixture.store.root)
+            try elsewhere.setPrice(Price(inputPer1k: try TokenAmount(parsing: "2"), outputPer1k: .zero, minFee: .zero, split: .standard,
+                                         sloMilliseconds: nil, sloPenaltyBps: 0), model: "m")
+            let second = try await SignedCall(caller: "alice", inputTokens: 1000, key: "p2", signer: signer).submit(client, token: fixture.node)
+                .expect(.created).object()
+            #expect(second["fee"] as? String == "2")
+            _ = try elsewhere.setPlugin(model: "m", to: PluginSpec(name: "data-volume"), by: nil, resolver: PluginRegistry())
+            let third = try await SignedCall(caller: "alice", inputTokens: 1000, key: "p3", signer: signer).submit(client, token: fixture.node)
+                .expect(.created).object()
+            let invoice = try fixture.store.invoice(try #require(third["invoice"] as? Int)).invoice
+            #expect(invoice.levels.first?.plugin == "data-volume" && invoice.computation.fee.description == "2")
+            #expect(try fixture.store.rawBalance("alice") == "5000000000000000000")
+            #expect(try fixture.store.verify().ok)
         }
     }
 

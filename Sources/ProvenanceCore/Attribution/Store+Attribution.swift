@@ -146,6 +146,7 @@ extension Store {
                 try moveReference(Self.pluginReference, in: repository, to: change.commit)
                 CrashPoint.afterReferenceUpdated.hit()
             }
+            caches.forget(model: model)
             return change
         }
     }

@@ -131,6 +131,8 @@ public protocol LedgerReader {
     func node(named name: String) throws -> NodeRecord?
     func nodes() throws -> [NodeRecord]
     func price(model: String) throws -> Price?
+    /// A model's active attribution plugin, as the index holds it.
+    func activePlugin(model: String) throws -> String?
     func callStatus(idempotencyKey: String) throws -> CallStatus?
     func pendingCalls() throws -> [PendingCall]
     /// The idempotency keys of the calls still pending.

@@ -213,6 +213,7 @@ extension Store {
         }
         _ = try price.fee(inputTokens: 0, outputTokens: 0)
         try ledger.writeLedger { try $0.setPrice(price, model: model, at: Self.now()) }
+        caches.forget(model: model)
     }
 
     public func price(model: String) throws -> Price {
@@ -257,15 +258,24 @@ extension Store {
     public func submit(_ calls: [(CallRecord, CallSignature)], deferred: Bool,
                        resolver: any AttributionPluginResolver) async throws -> [CallOutcome] {
         guard !calls.isEmpty else { return [] }
-        var prepared: [PreparedCall] = []
-        prepared.reserveCapacity(calls.count)
-        for (record, signature) in calls {
-            prepared.append(try await prepare(record, signature, deferred: deferred, resolver: resolver))
+        var attempt = 0
+        while true {
+            var prepared: [PreparedCall] = []
+            prepared.reserveCapacity(calls.count)
+            for (record, signature) in calls {
+                prepared.append(try await prepare(record, signature, deferred: deferred, resolver: resolver))
+            }
+            if attempt == 0 { try verifySignatures(prepared) }
+            // Priced only once the node's signature holds: an unsigned record learns nothing.
+            for index in prepared.indices { try prepared[index].computeFee() }
+            do {
+                return try await committer.submit(prepared, to: self)
+            } catch let stale as StaleTerms where attempt < 3 {
+                // A price or plugin changed since the call was prepared: prepare it again.
+                for model in stale.models { caches.forget(model: model) }
+                attempt += 1
+            }
         }
-        try verifySignatures(prepared)
-        // Priced only once the node's signature holds: an unsigned record learns nothing.
-        for index in prepared.indices { try prepared[index].computeFee() }
-        return try await committer.submit(prepared, to: self)
     }
 
     /// Everything about a call that needs no transaction: its parties, version, price, fee,
@@ -275,11 +285,18 @@ extension Store {
         try validateParties(record)
         let reference = ModelVersionReference(model: record.model, version: record.version)
         _ = try modelVersion(reference)
-        let price = try price(model: record.model)
+        let price = try caches.price(record.model) { try self.price(model: record.model) }
         let node = try node(named: record.node)
-        let terms = deferred ? nil : try await settlementTerms(for: reference, price: price, resolver: resolver)
+        var terms: SettlementTerms?
+        var plugins: [(model: String, plugin: String)] = []
+        if !deferred {
+            for version in try baseChain(from: reference) {
+                plugins.append((version.model, try caches.plugin(version.model) { try index.model(named: version.model)?.plugin ?? "" }))
+            }
+            terms = try await settlementTerms(for: reference, price: price, plugins: plugins.map(\.plugin), resolver: resolver)
+        }
         return PreparedCall(record: record, digest: record.digest, signature: signature, node: node, price: price, fee: .zero,
-                            terms: terms, deferred: deferred)
+                            terms: terms, plugins: plugins, deferred: deferred)
     }
 
     /// Checks every call's node signature, on every core: Ed25519 costs about 60 µs, so a
@@ -322,9 +339,24 @@ extension Store {
                 var book = try Book(ledger)
                 var results: [Result<[CallOutcome], any Error>] = []
                 results.reserveCapacity(submissions.count)
+                // The prices and plugins calls were prepared with, checked once per model per group.
+                var prices: [String: Price?] = [:]
+                var plugins: [String: String?] = [:]
+                func stale(_ call: PreparedCall) throws -> Set<String> {
+                    var models = Set<String>()
+                    if prices[call.record.model] == nil { prices[call.record.model] = try ledger.price(model: call.record.model) }
+                    if prices[call.record.model]! != call.price { models.insert(call.record.model) }
+                    for (model, plugin) in call.plugins {
+                        if plugins[model] == nil { plugins[model] = try ledger.activePlugin(model: model) }
+                        if plugins[model]! != plugin { models.insert(model) }
+                    }
+                    return models
+                }
                 for calls in submissions {
                     let before = book
                     do {
+                        let models = try calls.reduce(into: Set<String>()) { $0.formUnion(try stale($1)) }
+                        guard models.isEmpty else { throw StaleTerms(models: models) }
                         let outcomes = try ledger.savepoint { try calls.map { try book.process($0) } }
                         results.append(.success(outcomes))
                     } catch {
@@ -395,8 +427,14 @@ extension Store {
     /// changes the key.
     func settlementTerms(for reference: ModelVersionReference, price: Price,
                          resolver: any AttributionPluginResolver) async throws -> SettlementTerms {
-        var key = reference.description
-        for version in try baseChain(from: reference) { key += "|" + (try index.model(named: version.model)?.plugin ?? "") }
+        let plugins = try baseChain(from: reference).map { try index.model(named: $0.model)?.plugin ?? "" }
+        return try await settlementTerms(for: reference, price: price, plugins: plugins, resolver: resolver)
+    }
+
+    /// The same, given the active plugins along the version's base chain.
+    func settlementTerms(for reference: ModelVersionReference, price: Price, plugins: [String],
+                         resolver: any AttributionPluginResolver) async throws -> SettlementTerms {
+        let key = ([reference.description] + plugins).joined(separator: "|")
         let termsKey = key + "|" + price.cacheKey
         if let cached = caches.terms(termsKey) { return cached }
         let levels: [InvoiceLevel]
@@ -430,6 +468,11 @@ extension Store {
     }
 }
 
+/// The price or a plugin a call was prepared with is no longer the model's: prepare it again.
+struct StaleTerms: Error {
+    let models: Set<String>
+}
+
 /// A call checked and priced, ready for the ledger transaction.
 struct PreparedCall: Sendable {
     let record: CallRecord
@@ -441,6 +484,8 @@ struct PreparedCall: Sendable {
     /// The terms it settles under; nil for a deferred call, which settles under the terms of
     /// the day it is settled.
     let terms: SettlementTerms?
+    /// The active plugin of each model along the base chain that `terms` were computed under.
+    let plugins: [(model: String, plugin: String)]
     let deferred: Bool
 
     mutating func computeFee() throws {
