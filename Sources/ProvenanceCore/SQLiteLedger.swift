@@ -248,7 +248,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
                 decoded[position] = Result {
                     PendingCall(record: try CallRecord(canonical: try CanonicalValue(parsing: row.record)),
                                 signature: try CallSignature(canonical: try CanonicalValue(parsing: row.signature)),
-                                price: try Self.decodePrice(row.price), fee: try amount(row.fee, "call"))
+                                price: try Self.decodePrice(row.price), fee: try amount(row.fee, "call"), recordBytes: row.record)
                 }
             }
         }
@@ -390,7 +390,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
             INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at)
             VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)
             """)
-        try statement.execute(arguments: [call.record.idempotencyKey, call.record.digest, call.record.canonicalBytes,
+        try statement.execute(arguments: [call.record.idempotencyKey, SHA256Digest.hex(of: call.recordBytes), call.recordBytes,
                                           call.signature.canonical.encoded(), Self.encodePrice(call.price), call.fee.rawString,
                                           call.record.caller, batch, time])
     }

@@ -72,6 +72,16 @@ public struct PendingCall: Sendable, Equatable {
     public var signature: CallSignature
     public var price: Price
     public var fee: TokenAmount
+    /// The record's canonical bytes as stored (what the node signed).
+    public var recordBytes: Data
+
+    public init(record: CallRecord, signature: CallSignature, price: Price, fee: TokenAmount, recordBytes: Data? = nil) {
+        self.record = record
+        self.signature = signature
+        self.price = price
+        self.fee = fee
+        self.recordBytes = recordBytes ?? record.canonicalBytes
+    }
 }
 
 /// What the ledger stores for one invoice.

@@ -295,7 +295,9 @@ extension Store {
             }
             terms = try await settlementTerms(for: reference, price: price, plugins: plugins.map(\.plugin), resolver: resolver)
         }
-        return PreparedCall(record: record, digest: record.digest, signature: signature, node: node, price: price, fee: .zero,
+        let recordBytes = record.canonicalBytes
+        return PreparedCall(record: record, recordBytes: recordBytes, digest: SHA256Digest.hex(of: recordBytes), signature: signature,
+                            node: node, price: price, fee: .zero,
                             terms: terms, plugins: plugins, deferred: deferred)
     }
 
@@ -408,7 +410,8 @@ extension Store {
                 guard let terms = termsByVersion["\(call.record.model)@\(call.record.version)|\(call.price.cacheKey)"] else { continue }
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
-                invoices.append(try book.settle(record: call.record, digest: call.record.digest, signature: call.signature, node: node,
+                invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes,
+                                                digest: SHA256Digest.hex(of: call.recordBytes), signature: call.signature, node: node,
                                                 terms: terms, from: Accounts.escrow, mode: .batch))
             }
             if !invoices.isEmpty { try book.checkpoint(signer) }
@@ -476,6 +479,7 @@ struct StaleTerms: Error {
 /// A call checked and priced, ready for the ledger transaction.
 struct PreparedCall: Sendable {
     let record: CallRecord
+    let recordBytes: Data
     let digest: String
     let signature: CallSignature
     let node: NodeRecord
@@ -695,13 +699,15 @@ struct Book {
         try requireFunds(call.fee, in: record.caller, for: "a call costing \(call.fee)")
         let outcome: CallOutcome
         if let terms = call.terms, !call.deferred {
-            let index = try settle(record: record, digest: call.digest, signature: call.signature, node: call.node, terms: terms,
+            let index = try settle(record: record, recordBytes: call.recordBytes, digest: call.digest, signature: call.signature,
+                                   node: call.node, terms: terms,
                                    from: record.caller, mode: .realtime)
             outcome = CallOutcome(status: .settled, replayed: false, idempotencyKey: key, record: call.digest, invoice: index,
                                   fee: call.fee.description)
         } else {
             try post(call.fee, from: record.caller, to: Accounts.escrow, cause: .reserve)
-            try ledger.insertPending(PendingCall(record: record, signature: call.signature, price: call.price, fee: call.fee),
+            try ledger.insertPending(PendingCall(record: record, signature: call.signature, price: call.price, fee: call.fee,
+                                                 recordBytes: call.recordBytes),
                                      batch: try batch(), at: time)
             outcome = CallOutcome(status: .pending, replayed: false, idempotencyKey: key, record: call.digest, invoice: nil,
                                   fee: call.fee.description)
@@ -714,6 +720,8 @@ struct Book {
     struct InvoiceDraft {
         let index: Int
         let record: CallRecord
+        /// The record's canonical bytes, as the node signed them.
+        let recordBytes: Data
         let digest: String
         let signature: CallSignature
         let node: NodeRecord
@@ -728,8 +736,8 @@ struct Book {
     ///
     /// The movements happen now; the invoice's bytes are encoded and hashed later for the
     /// whole batch at once, on every core (`writeInvoices`).
-    mutating func settle(record: CallRecord, digest: String, signature: CallSignature, node: NodeRecord, terms: SettlementTerms,
-                         from: String, mode: Invoice.Mode) throws -> Int {
+    mutating func settle(record: CallRecord, recordBytes: Data, digest: String, signature: CallSignature, node: NodeRecord,
+                         terms: SettlementTerms, from: String, mode: Invoice.Mode) throws -> Int {
         let computation = try SettlementComputation.compute(record: record, price: terms.price, levels: terms.levels)
         let index = treeSize
         let batchID = try batch()
@@ -738,7 +746,7 @@ struct Book {
             try post(payout.amount, from: Accounts.clearing, to: payout.account, cause: .payout)
         }
         try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
-        drafts.append(InvoiceDraft(index: index, record: record, digest: digest, signature: signature, node: node, terms: terms, mode: mode,
+        drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signature: signature, node: node, terms: terms, mode: mode,
                                    batch: Store.batchName(batchID), computation: computation))
         return index
     }
@@ -755,10 +763,10 @@ struct Book {
         Parallel.forEach((drafts.count + chunk - 1) / chunk) { part in
             for position in (part * chunk)..<min(drafts.count, (part + 1) * chunk) {
                 let draft = drafts[position]
-                let invoice = Invoice(ledgerIndex: draft.index, record: draft.record, signature: draft.signature, nodeKey: draft.node.publicKey,
-                                      terms: draft.terms, nodeStake: draft.node.stake, mode: draft.mode, batch: draft.batch,
-                                      computation: draft.computation)
-                let bytes = invoice.canonicalBytes
+                let bytes = InvoiceWriter.canonicalBytes(ledgerIndex: draft.index, record: draft.record, recordBytes: draft.recordBytes,
+                                                         signature: draft.signature, nodeKey: draft.node.publicKey, terms: draft.terms,
+                                                         nodeStake: draft.node.stake, mode: draft.mode, batch: draft.batch,
+                                                         computation: draft.computation)
                 encoded[position] = (bytes, MerkleTree.leafHash(bytes))
             }
         }
