@@ -243,12 +243,15 @@ struct SQLiteLedgerAccess: LedgerWriter {
         defer { decoded.deallocate() }
         let chunk = 256
         Parallel.forEach((rows.count + chunk - 1) / chunk) { part in
+            // Calls reserved together mostly share one price: decode each distinct one once.
+            var prices: [Data: Price] = [:]
             for position in (part * chunk)..<min(rows.count, (part + 1) * chunk) {
                 let row = rows[position]
                 decoded[position] = Result {
-                    PendingCall(record: try CallRecord(canonical: try CanonicalValue(parsing: row.record)),
-                                signature: try CallSignature(canonical: try CanonicalValue(parsing: row.signature)),
-                                price: try Self.decodePrice(row.price), fee: try amount(row.fee, "call"), recordBytes: row.record)
+                    let price = try prices[row.price] ?? Self.decodePrice(row.price)
+                    prices[row.price] = price
+                    return PendingCall(record: try CallRecord(canonical: try CanonicalValue(parsing: row.record)), signatureBytes: row.signature,
+                                       price: price, fee: try amount(row.fee, "call"), recordBytes: row.record)
                 }
             }
         }
@@ -391,7 +394,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
             VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)
             """)
         try statement.execute(arguments: [call.record.idempotencyKey, SHA256Digest.hex(of: call.recordBytes), call.recordBytes,
-                                          call.signature.canonical.encoded(), Self.encodePrice(call.price), call.fee.rawString,
+                                          call.signatureBytes, Self.encodePrice(call.price), call.fee.rawString,
                                           call.record.caller, batch, time])
     }
 

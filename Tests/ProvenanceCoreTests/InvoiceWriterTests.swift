@@ -36,10 +36,11 @@ import Testing
                     let invoice = Invoice(ledgerIndex: 12_345, record: record, signature: signature, nodeKey: key.publicKey, terms: terms,
                                           nodeStake: try TokenAmount(parsing: "5"), mode: mode, batch: "batch-7", computation: computation)
                     let written = InvoiceWriter.canonicalBytes(ledgerIndex: 12_345, record: record, recordBytes: record.canonicalBytes,
-                                                               signature: signature, nodeKey: key.publicKey, terms: terms,
+                                                               signatureBytes: signature.canonical.encoded(), nodeKey: key.publicKey, terms: terms,
                                                                nodeStake: try TokenAmount(parsing: "5"), mode: mode, batch: "batch-7",
                                                                computation: computation)
-                    #expect(written == invoice.canonicalBytes)
+                    #expect(written == invoice.canonical.encoded())
+                    #expect(invoice.canonicalBytes == invoice.canonical.encoded())
                     let read = try Invoice(canonicalBytes: written) { $0 == terms.sha256 ? terms : nil }
                     #expect(read == invoice)
                 }

@@ -6,10 +6,17 @@ import Foundation
 /// result is byte for byte what `Invoice.canonicalBytes` gives (a test holds the two equal), and
 /// `verify` re-encodes every stored invoice the general way.
 enum InvoiceWriter {
-    static func canonicalBytes(ledgerIndex: Int, record: CallRecord, recordBytes: Data, signature: CallSignature, nodeKey: String,
+    static func canonicalBytes(ledgerIndex: Int, record: CallRecord, recordBytes: Data, signatureBytes: Data, nodeKey: String,
                                terms: SettlementTerms, nodeStake: TokenAmount, mode: Invoice.Mode, batch: String?,
                                computation: SettlementComputation) -> Data {
-        let top = terms.levels[0]
+        canonicalBytes(ledgerIndex: ledgerIndex, record: record, recordBytes: recordBytes, signatureBytes: signatureBytes, nodeKey: nodeKey,
+                       top: terms.levels[0], slo: terms.price.sloMilliseconds, termsSHA256: terms.sha256, nodeStake: nodeStake, mode: mode,
+                       batch: batch, computation: computation)
+    }
+
+    static func canonicalBytes(ledgerIndex: Int, record: CallRecord, recordBytes: Data, signatureBytes: Data, nodeKey: String,
+                               top: InvoiceLevel, slo: UInt64?, termsSHA256: String, nodeStake: TokenAmount, mode: Invoice.Mode,
+                               batch: String?, computation: SettlementComputation) -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(1024 + recordBytes.count + computation.payouts.count * 128)
         func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
@@ -26,7 +33,7 @@ enum InvoiceWriter {
         raw(#","record":"#)
         out.append(contentsOf: recordBytes)
         raw(#","signature":"#)
-        signature.canonical.write(into: &out)
+        out.append(contentsOf: signatureBytes)
         raw(#"},"format":"#)
         string(Invoice.format)
         raw(#","metering":{"input_tokens":"#)
@@ -40,7 +47,7 @@ enum InvoiceWriter {
         raw(#","slo_met":"#)
         if computation.sloMet { raw("true") } else { raw("false") }
         raw(#","slo_ms":"#)
-        if let slo = terms.price.sloMilliseconds { integer(slo) } else { raw("null") }
+        if let slo { integer(slo) } else { raw("null") }
         raw(#"},"parties":{"caller":"#)
         string(record.caller)
         raw(#","model":"#)
@@ -85,7 +92,7 @@ enum InvoiceWriter {
         raw(#","plugin_version":"#)
         string(top.pluginVersion)
         raw(#","terms_sha256":"#)
-        string(terms.sha256)
+        string(termsSHA256)
         raw("}}")
         return Data(out)
     }

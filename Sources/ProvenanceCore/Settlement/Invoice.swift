@@ -288,7 +288,14 @@ public struct Invoice: Sendable, Equatable {
     /// The bytes the ledger stores and hashes: for format 2, with the terms by reference.
     public var canonical: CanonicalValue { document(expanded: formatVersion == 1) }
 
-    public var canonicalBytes: Data { canonical.encoded() }
+    public var canonicalBytes: Data {
+        // Format 2 is written key by key (InvoiceWriter, held equal to `canonical` by a test).
+        guard formatVersion >= 2, let termsSHA256 else { return canonical.encoded() }
+        return InvoiceWriter.canonicalBytes(ledgerIndex: ledgerIndex, record: record, recordBytes: record.canonicalBytes,
+                                            signatureBytes: signature.canonical.encoded(), nodeKey: nodeKey, top: levels[0],
+                                            slo: price.sloMilliseconds, termsSHA256: termsSHA256, nodeStake: nodeStake, mode: mode,
+                                            batch: batch, computation: computation)
+    }
 
     /// The whole invoice with the terms written out, as `invoice show` prints it.
     public var expanded: CanonicalValue { document(expanded: true) }

@@ -69,19 +69,27 @@ public struct NodeRecord: Sendable, Equatable {
 /// A call whose fee is reserved, waiting for `settle`.
 public struct PendingCall: Sendable, Equatable {
     public var record: CallRecord
-    public var signature: CallSignature
     public var price: Price
     public var fee: TokenAmount
     /// The record's canonical bytes as stored (what the node signed).
     public var recordBytes: Data
+    /// The signature's canonical bytes, as the invoice will carry them; read with `signature()`.
+    public var signatureBytes: Data
 
     public init(record: CallRecord, signature: CallSignature, price: Price, fee: TokenAmount, recordBytes: Data? = nil) {
+        self.init(record: record, signatureBytes: signature.canonical.encoded(), price: price, fee: fee,
+                  recordBytes: recordBytes ?? record.canonicalBytes)
+    }
+
+    public init(record: CallRecord, signatureBytes: Data, price: Price, fee: TokenAmount, recordBytes: Data) {
         self.record = record
-        self.signature = signature
+        self.signatureBytes = signatureBytes
         self.price = price
         self.fee = fee
-        self.recordBytes = recordBytes ?? record.canonicalBytes
+        self.recordBytes = recordBytes
     }
+
+    public func signature() throws -> CallSignature { try CallSignature(canonical: try CanonicalValue(parsing: signatureBytes)) }
 }
 
 /// What the ledger stores for one invoice.

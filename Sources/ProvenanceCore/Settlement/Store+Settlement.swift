@@ -297,6 +297,7 @@ extension Store {
         }
         let recordBytes = record.canonicalBytes
         return PreparedCall(record: record, recordBytes: recordBytes, digest: SHA256Digest.hex(of: recordBytes), signature: signature,
+                            signatureBytes: signature.canonical.encoded(),
                             node: node, price: price, fee: .zero,
                             terms: terms, plugins: plugins, deferred: deferred)
     }
@@ -411,7 +412,7 @@ extension Store {
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
                 invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes,
-                                                digest: SHA256Digest.hex(of: call.recordBytes), signature: call.signature, node: node,
+                                                digest: SHA256Digest.hex(of: call.recordBytes), signatureBytes: call.signatureBytes, node: node,
                                                 terms: terms, from: Accounts.escrow, mode: .batch))
             }
             if !invoices.isEmpty { try book.checkpoint(signer) }
@@ -482,6 +483,7 @@ struct PreparedCall: Sendable {
     let recordBytes: Data
     let digest: String
     let signature: CallSignature
+    let signatureBytes: Data
     let node: NodeRecord
     let price: Price
     private(set) var fee: TokenAmount
@@ -699,14 +701,14 @@ struct Book {
         try requireFunds(call.fee, in: record.caller, for: "a call costing \(call.fee)")
         let outcome: CallOutcome
         if let terms = call.terms, !call.deferred {
-            let index = try settle(record: record, recordBytes: call.recordBytes, digest: call.digest, signature: call.signature,
+            let index = try settle(record: record, recordBytes: call.recordBytes, digest: call.digest, signatureBytes: call.signatureBytes,
                                    node: call.node, terms: terms,
                                    from: record.caller, mode: .realtime)
             outcome = CallOutcome(status: .settled, replayed: false, idempotencyKey: key, record: call.digest, invoice: index,
                                   fee: call.fee.description)
         } else {
             try post(call.fee, from: record.caller, to: Accounts.escrow, cause: .reserve)
-            try ledger.insertPending(PendingCall(record: record, signature: call.signature, price: call.price, fee: call.fee,
+            try ledger.insertPending(PendingCall(record: record, signatureBytes: call.signatureBytes, price: call.price, fee: call.fee,
                                                  recordBytes: call.recordBytes),
                                      batch: try batch(), at: time)
             outcome = CallOutcome(status: .pending, replayed: false, idempotencyKey: key, record: call.digest, invoice: nil,
@@ -723,7 +725,7 @@ struct Book {
         /// The record's canonical bytes, as the node signed them.
         let recordBytes: Data
         let digest: String
-        let signature: CallSignature
+        let signatureBytes: Data
         let node: NodeRecord
         let terms: SettlementTerms
         let mode: Invoice.Mode
@@ -736,7 +738,7 @@ struct Book {
     ///
     /// The movements happen now; the invoice's bytes are encoded and hashed later for the
     /// whole batch at once, on every core (`writeInvoices`).
-    mutating func settle(record: CallRecord, recordBytes: Data, digest: String, signature: CallSignature, node: NodeRecord,
+    mutating func settle(record: CallRecord, recordBytes: Data, digest: String, signatureBytes: Data, node: NodeRecord,
                          terms: SettlementTerms, from: String, mode: Invoice.Mode) throws -> Int {
         let computation = try SettlementComputation.compute(record: record, price: terms.price, levels: terms.levels)
         let index = treeSize
@@ -746,7 +748,7 @@ struct Book {
             try post(payout.amount, from: Accounts.clearing, to: payout.account, cause: .payout)
         }
         try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
-        drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signature: signature, node: node, terms: terms, mode: mode,
+        drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signatureBytes: signatureBytes, node: node, terms: terms, mode: mode,
                                    batch: Store.batchName(batchID), computation: computation))
         return index
     }
@@ -764,7 +766,7 @@ struct Book {
             for position in (part * chunk)..<min(drafts.count, (part + 1) * chunk) {
                 let draft = drafts[position]
                 let bytes = InvoiceWriter.canonicalBytes(ledgerIndex: draft.index, record: draft.record, recordBytes: draft.recordBytes,
-                                                         signature: draft.signature, nodeKey: draft.node.publicKey, terms: draft.terms,
+                                                         signatureBytes: draft.signatureBytes, nodeKey: draft.node.publicKey, terms: draft.terms,
                                                          nodeStake: draft.node.stake, mode: draft.mode, batch: draft.batch,
                                                          computation: draft.computation)
                 encoded[position] = (bytes, MerkleTree.leafHash(bytes))

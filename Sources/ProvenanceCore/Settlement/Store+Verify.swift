@@ -276,7 +276,8 @@ extension Store {
         guard (balances[Accounts.clearing] ?? .zero).raw == 0 else { throw fail("account clearing: holds money between settlements") }
         var reserved = TokenAmount.zero
         for call in pending {
-            guard let node = nodes[call.record.node], signatures.verify(call.signature, of: call.record, key: node.verificationKey)
+            guard let node = nodes[call.record.node], let signature = try? call.signature(),
+                  signatures.verify(signature, of: call.record, key: node.verificationKey)
             else { throw fail("pending call \(call.record.idempotencyKey): the node signature does not verify") }
             reserved = try reserved.adding(call.fee)
             report.pendingCalls += 1
