@@ -17,8 +17,12 @@ enum CrashPoint: String {
     /// A batch settlement with its netted transfers written, not yet committed.
     case insideNetBatch = "inside-net-batch"
 
+    /// Read once: `ProcessInfo.environment` builds a dictionary of the whole environment, and
+    /// settlement passes three crash points per group commit.
+    private static let wanted = ProcessInfo.processInfo.environment["PROVENANCE_CRASH_AT"]
+
     func hit() {
-        guard let wanted = ProcessInfo.processInfo.environment["PROVENANCE_CRASH_AT"], wanted == rawValue else { return }
+        guard let wanted = Self.wanted, wanted == rawValue else { return }
         kill(getpid(), SIGKILL)
     }
 }
