@@ -181,7 +181,8 @@ final class TamperingProxy: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        // SIGKILL: the test runner's children may inherit an ignored SIGTERM, which python keeps.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 }
 

@@ -10,7 +10,7 @@ enum LineageGraph {
     static let nodeHeight = 44
     static let rowHeight = 58
     static let top = 40
-    static let columns = [12, 345, 678]
+    static let columns = [8, 330, 652]
 
     struct Node {
         var id: String
@@ -30,7 +30,7 @@ enum LineageGraph {
         var baseEdges: [(from: String, to: String, label: String)] = []
         for level in lineage.chain {
             let modelID = "m:\(level.model)@\(level.version)"
-            models.append(Node(id: modelID, title: "\(level.model)@\(level.version)", subtitle: "\(level.commit.prefix(10)) · \(level.developer)",
+            models.append(Node(id: modelID, title: "\(level.model)@\(level.version)", subtitle: "\(level.commit.prefix(10)) · \(level.developerID)",
                                link: Link.version(level.model, level.version), kind: "model",
                                tooltip: "model \(level.model)@\(level.version), commit \(level.commit), developer \(level.developer)"))
             if let base = level.base {
@@ -85,8 +85,8 @@ enum LineageGraph {
         for edge in baseEdges {
             guard let from = position[edge.from], let to = position[edge.to] else { continue }
             let x = from.x + nodeWidth, y1 = from.y + nodeHeight / 2, y2 = to.y + nodeHeight / 2
-            let bulge = min(width - 4, x + 26)
-            out += "<path class=\"g-edge g-base\" d=\"M\(x) \(y1) C\(bulge) \(y1) \(bulge) \(y2) \(x + 2) \(y2)\" marker-end=\"url(#arrow)\"/>"
+            let bulge = min(width - 4, x + 34)
+            out += "<path class=\"g-edge g-base\" d=\"M\(x) \(y1) C\(bulge) \(y1) \(bulge) \(y2) \(x + 3) \(y2)\" marker-end=\"url(#arrow)\"/>"
             out += "<text class=\"g-label\" x=\(quote(from.x + nodeWidth - 4)) y=\(quote((y1 + y2) / 2 + 4)) text-anchor=\"end\">\(HTML.escape(edge.label))</text>"
         }
         for node in contributors + datasets + models {
@@ -94,7 +94,7 @@ enum LineageGraph {
             out += "<a href=\"\(HTML.escape(node.link))\" class=\"g-node g-\(node.kind)\"><title>\(HTML.escape(node.tooltip))</title>"
             out += "<rect x=\"\(at.x)\" y=\"\(at.y)\" width=\"\(nodeWidth)\" height=\"\(nodeHeight)\" rx=\"8\"/>"
             out += "<text x=\"\(at.x + 12)\" y=\"\(at.y + 18)\" class=\"g-title\">\(HTML.escape(clip(node.title, 32)))</text>"
-            out += "<text x=\"\(at.x + 12)\" y=\"\(at.y + 34)\" class=\"g-sub\">\(HTML.escape(clip(node.subtitle, 42)))</text></a>"
+            out += "<text x=\"\(at.x + 12)\" y=\"\(at.y + 34)\" class=\"g-sub\">\(HTML.escape(clip(node.subtitle, 36)))</text></a>"
         }
         out += "</svg></div>"
         return HTML(raw: out)
@@ -107,15 +107,16 @@ enum LineageGraph {
     }
 }
 
-/// A contributor's cumulative earnings as an SVG step chart: one step per invoice that paid
+/// A contributor's cumulative earnings as an SVG line chart: one point per invoice that paid
 /// them, in ledger order, labelled with the settlement times.
 enum EarningsChart {
-    static let width = 720
-    static let height = 240
-    static let left = 16
-    static let right = 16
-    static let top = 28
-    static let bottom = 34
+    // Drawn small and scaled to the page's width, so the whole chart shows on a phone too.
+    static let width = 480
+    static let height = 200
+    static let left = 10
+    static let right = 10
+    static let top = 26
+    static let bottom = 30
 
     static func svg(_ earnings: [ContributorReport.Earning]) -> HTML {
         guard !earnings.isEmpty else { return "<p class=\"muted\">No invoice has paid them yet.</p>" }
@@ -135,12 +136,12 @@ enum EarningsChart {
         var previous: Int128 = 0
         for (index, value) in cumulative.enumerated() {
             let startX = index == 0 ? Double(left) : x(index - 1)
-            line += " L\(format(startX)) \(format(y(previous))) L\(format(x(index))) \(format(y(value)))"
+            line += " L\(format(startX)) \(format(y(previous))) L\(format(x(index))) \(format(y(value)))"  // one segment per invoice
             previous = value
         }
         let area = line + " L\(format(x(earnings.count - 1))) \(format(baseline)) Z"
-        var out = "<figure class=\"chart\"><div class=\"graph\" tabindex=\"0\" role=\"region\" aria-label=\"Earnings chart\">"
-        out += "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(width) \(height)\" width=\"\(width)\" height=\"\(height)\" role=\"img\" aria-labelledby=\"earnings-title\">"
+        var out = "<figure class=\"chart\">"
+        out += "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(width) \(height)\" class=\"chart-svg\" role=\"img\" aria-labelledby=\"earnings-title\">"
         out += "<title id=\"earnings-title\">Cumulative earnings: \(HTML.escape(TokenAmount(raw: running).description)) over \(earnings.count) invoices</title>"
         for fraction in [0.0, 0.5, 1.0] {
             let gy = Double(top) + plotHeight * (1 - fraction)
@@ -150,11 +151,11 @@ enum EarningsChart {
         out += "<path class=\"c-area\" d=\"\(area)\"/><path class=\"c-line\" d=\"\(line)\"/>"
         for (index, earning) in earnings.enumerated() {
             out += "<a href=\"\(Link.invoice(earning.index))\" class=\"c-point\"><title>invoice #\(earning.index): +\(HTML.escape(earning.amount)) (\(HTML.escape(earning.roles.joined(separator: ", "))))</title>"
-            out += "<circle cx=\"\(format(x(index)))\" cy=\"\(format(y(cumulative[index])))\" r=\"4.5\"/></a>"
+            out += "<circle cx=\"\(format(x(index)))\" cy=\"\(format(y(cumulative[index])))\" r=\"4\"/></a>"
         }
         out += "<text class=\"c-label\" x=\"\(left)\" y=\"\(height - 10)\">\(HTML.escape(date(earnings.first!.settledAt)))</text>"
         out += "<text class=\"c-label\" x=\"\(width - right)\" y=\"\(height - 10)\" text-anchor=\"end\">\(HTML.escape(date(earnings.last!.settledAt)))</text>"
-        out += "</svg></div><figcaption class=\"muted small\">Cumulative tokens received; each step is one invoice in ledger order (the invoices table below lists them).</figcaption></figure>"
+        out += "</svg><figcaption class=\"muted small\">Cumulative tokens received; each point is one invoice in ledger order (the invoices table below lists them).</figcaption></figure>"
         return HTML(raw: out)
     }
 

@@ -126,12 +126,15 @@ enum ExplorerAssets {
     .g-label { font-size: 11px; fill: #3b72c9; font-weight: 600; }
     .arrowhead { fill: #9aa7b8; }
     .chart { margin: 0; }
+    .chart-svg { display: block; width: 100%; max-width: 760px; height: auto; }
     .c-grid { stroke: var(--line); }
     .c-area { fill: var(--accent-soft); }
     .c-line { fill: none; stroke: var(--accent); stroke-width: 2.5; }
     .c-point circle { fill: #fff; stroke: var(--accent); stroke-width: 2; }
     .c-point:focus-visible circle, .c-point:hover circle { fill: var(--accent); }
     .c-label { font-size: 12px; fill: var(--muted); }
+    .narrow-only { display: none; }
+    @media (max-width: 960px) { .narrow-only { display: block; margin-top: -4px; } }
     @media (max-width: 600px) {
       body { font-size: 15px; }
       h1 { font-size: 23px; }
@@ -290,7 +293,9 @@ enum ExplorerAssets {
 
           // 4. The checkpoint's Ed25519 signature, by the key its verifier key names.
           current = 4; mark(4, 'running');
-          const [keyName, keyHex, keyB64] = checkpoint.verifier_key.split('+');
+          // <name>+<hex key id>+<base64>: the name has no '+', the base64 may.
+          const [keyName, keyHex, ...keyRest] = checkpoint.verifier_key.split('+');
+          const keyB64 = keyRest.join('+');
           const keyBytes = fromBase64(keyB64 || '');
           if (keyBytes.length !== 33 || keyBytes[0] !== 1) throw new StepFailure('the verifier key is not an Ed25519 key (0x01 ‖ 32 bytes)');
           const publicKey = keyBytes.slice(1);

@@ -228,7 +228,7 @@ enum LedgerPage {
             """)
         }
         let (text, lines) = signatures(checkpoint.note)
-        let keyParts = checkpoint.verifierKey.split(separator: "+")
+        let keyParts = checkpoint.verifierKey.split(separator: "+", maxSplits: 2)  // the base64 may hold "+"
         let registryKeyID = keyParts.count == 3 ? String(keyParts[1]) : ""
         let rows = lines.map { line -> [HTML] in
             let own = line.name == checkpoint.origin || (line.name == keyParts.first.map(String.init) && line.keyID == registryKeyID)
