@@ -41,7 +41,7 @@ enum LineageGraph {
             for input in level.datasets {
                 let datasetID = "d:\(input.dataset)@\(input.commit)"
                 if !datasets.contains(where: { $0.id == datasetID }) {
-                    datasets.append(Node(id: datasetID, title: input.dataset, subtitle: "\(input.commit.prefix(12)) · \(input.files) files",
+                    datasets.append(Node(id: datasetID, title: input.dataset, subtitle: "\(input.commit.prefix(12)) · \(input.files) file\(input.files == 1 ? "" : "s")",
                                          link: Link.dataset(input.dataset, rev: input.commit), kind: "dataset",
                                          tooltip: "dataset \(input.dataset) at \(input.commit), manifest \(input.manifestSHA256)"))
                 }
