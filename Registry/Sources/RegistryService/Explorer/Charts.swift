@@ -21,7 +21,8 @@ enum LineageGraph {
         var tooltip: String
     }
 
-    static func svg(_ lineage: Lineage, weights: AttributionResult?) -> HTML {
+    /// - Parameter baseShares: parts per billion each version (`MODEL@VERSION`) passes to its base.
+    static func svg(_ lineage: Lineage, weights: AttributionResult?, baseShares: [String: UInt64] = [:]) -> HTML {
         let ppb = Dictionary((weights?.weights ?? []).map { ($0.id, $0.ppb) }, uniquingKeysWith: { first, _ in first })
         var contributors: [Node] = []
         var datasets: [Node] = []
@@ -34,7 +35,7 @@ enum LineageGraph {
                                link: Link.version(level.model, level.version), kind: "model",
                                tooltip: "model \(level.model)@\(level.version), commit \(level.commit), developer \(level.developer)"))
             if let base = level.base {
-                let share = weights.flatMap { $0.model == level.model && $0.version == level.version ? $0.baseSharePPB : nil }
+                let share = baseShares["\(level.model)@\(level.version)"]
                 baseEdges.append((from: "m:\(base.model)@\(base.version)", to: modelID,
                                   label: share.map { "base · \(Show.percent($0))" } ?? "base"))
             }

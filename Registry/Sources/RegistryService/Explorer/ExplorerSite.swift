@@ -246,8 +246,14 @@ struct ExplorerSite: Sendable {
     func versionPage(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         let reference = try RegistryAPI.modelVersion(context)
         let attribution = try await Blocking.run { [store, resolver] in try await store.attribute(reference, resolver: resolver) }
-        let (lineage, history) = try await read { store in
-            (try store.lineage(of: reference, attribution: attribution), try store.pluginHistory(model: reference.model))
+        let (lineage, history, shares) = try await read { store in
+            let lineage = try store.lineage(of: reference, attribution: attribution)
+            // What each version passes on to its base, for the graph's base edges.
+            var shares: [String: UInt64] = [:]
+            for level in lineage.chain {
+                shares["\(level.model)@\(level.version)"] = try store.showModel(ModelVersionReference(model: level.model, version: level.version)).baseSharePPB
+            }
+            return (lineage, try store.pluginHistory(model: reference.model), shares)
         }
         let weights = attribution.weights.map { weight -> [HTML] in
             ["<a href=\"\(Link.contributor(weight.id))\">\(weight.contributor)</a>", Show.weight(weight.ppb),
@@ -282,7 +288,7 @@ struct ExplorerSite: Sendable {
             ("Weights file", lineage.weights.map { "\(Show.hash($0.sha256)) <span class=\"muted\">\(Show.bytes($0.size))</span>" } ?? "not recorded"),
             ("Lineage", "<ol class=\"chain\">\(chain)</ol>"),
         ]))
-        \(Page.section("Lineage graph", id: "graph", "<p class=\"narrow-only muted small\">The graph is wider than this screen: scroll it sideways.</p>" + LineageGraph.svg(lineage, weights: attribution) + "<p class=\"muted small\">Contributors (left) authored commits in dataset commits (middle) that trained model versions (right); a version's base feeds it from below. Percentages are weights under <code>\(attribution.plugin)</code>. The tables below hold the same facts.</p>"))
+        \(Page.section("Lineage graph", id: "graph", "<p class=\"narrow-only muted small\">The graph is wider than this screen: scroll it sideways.</p>" + LineageGraph.svg(lineage, weights: attribution, baseShares: shares) + "<p class=\"muted small\">Contributors (left) authored commits in dataset commits (middle) that trained model versions (right); a version's base feeds it from below. Percentages are weights under <code>\(attribution.plugin)</code>. The tables below hold the same facts.</p>"))
         \(Page.section("Attribution", id: "attribution", "<p>Weights of \(reference.description) under <code>\(attribution.plugin)</code>, in integer parts per billion summing to exactly 1,000,000,000.</p>" + share
             + Page.table(["Contributor", "Weight", "Plugin's figure"], weights, numeric: [1, 2], caption: "Contributor weights")))
         \(Page.section("Dataset commits", Page.table(["Dataset commit", "Used by", "Manifest SHA-256", "Files", "Contributors"], datasetRows, numeric: [3])))
