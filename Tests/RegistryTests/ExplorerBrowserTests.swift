@@ -55,7 +55,7 @@ final class ExplorerBrowserTests {
             let id = try #require(contributor["id"] as? String)
             let commits = try #require(contributor["commits"] as? Int)
             #expect(page.contains("<a href=\"/contributors/\(id)\">"), "\(id)")
-            #expect(page.contains("<td class=\"num\">\(commits)</td>"), "\(id) commits")
+            #expect(page.contains("<td data-label=\"Commits\" class=\"num\"><span class=\"v\">\(commits)</span></td>"), "\(id) commits")
         }
         let log = try #require(try cliJSON("log", "poems") as? [[String: Any]])
         #expect(log.count == 3)

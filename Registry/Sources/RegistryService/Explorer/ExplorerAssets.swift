@@ -132,7 +132,7 @@ enum ExplorerAssets {
     .c-line { fill: none; stroke: var(--accent); stroke-width: 2.5; }
     .c-point circle { fill: #fff; stroke: var(--accent); stroke-width: 2; }
     .c-point:focus-visible circle, .c-point:hover circle { fill: var(--accent); }
-    .c-label { font-size: 12px; fill: var(--muted); }
+    .c-label { font-size: 13px; fill: var(--muted); }
     .narrow-only { display: none; }
     @media (max-width: 960px) { .narrow-only { display: block; margin-top: -4px; } }
     @media (max-width: 600px) {
@@ -147,6 +147,15 @@ enum ExplorerAssets {
       .facts dd { border-top: none; padding-top: 0; }
       th, td { padding: 6px 7px; }
       .tile strong { font-size: 24px; }
+      table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+      table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; width: 100%; }
+      table.stack tr { padding: 6px 0; border-bottom: 1px solid var(--line); }
+      table.stack td { display: flex; gap: 12px; justify-content: space-between; align-items: baseline; border: none;
+                       padding: 3px 2px; text-align: right; white-space: normal; overflow-wrap: anywhere; }
+      table.stack td::before { content: attr(data-label); flex: none; color: var(--muted); font-size: 13px; font-weight: 600;
+                               text-align: left; }
+      table.stack td[data-label=""]::before { content: none; }
+      table.stack caption { display: block; }
     }
     """#
 

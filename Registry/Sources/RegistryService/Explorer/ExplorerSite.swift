@@ -161,7 +161,7 @@ struct ExplorerSite: Sendable {
             let rows = decoded.files.map { file -> [HTML] in ["<code>\(file.path)</code>", "\(Show.bytes(file.size))", Show.hash(file.sha256)] }
             manifestHTML = Page.facts([
                 ("Manifest SHA-256", Show.hash(SHA256Digest.hex(of: manifest.manifest))),
-                ("Files", "\(decoded.files.count), \(Show.bytes(decoded.totalBytes))"),
+                ("Files", "\(decoded.files.count) file\(decoded.files.count == 1 ? "" : "s"), \(Show.bytes(decoded.totalBytes))"),
             ]) + Page.table(["Path", "Size", "SHA-256"], rows, numeric: [1], caption: "Every file of the commit with its SHA-256")
         }
         let title = atHead ? name : "\(name)@\(resolved.commit.prefix(12))"

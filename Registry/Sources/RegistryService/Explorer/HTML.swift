@@ -224,14 +224,18 @@ enum Page {
         let head = headers.enumerated().map { index, header -> HTML in
             "<th scope=\"col\"\(numeric.contains(index) ? HTML(" class=\"num\"") : "")>\(header)</th>"
         }
+        // Each cell carries its column's name, so a narrow screen can show a wide table's rows as
+        // stacked cards ("Fee 0.0132") instead of a table that scrolls sideways.
         let body = rows.map { row -> HTML in
             let cells = row.enumerated().map { index, cell -> HTML in
-                "<td\(numeric.contains(index) ? HTML(" class=\"num\"") : "")>\(cell)</td>"
+                let label = index < headers.count ? headers[index] : ""
+                return "<td data-label=\"\(label)\"\(numeric.contains(index) ? HTML(" class=\"num\"") : "")><span class=\"v\">\(cell)</span></td>"
             }
             return "<tr>\(cells)</tr>"
         }
         let captionHTML: HTML = caption.map { "<caption>\($0)</caption>" } ?? .empty
-        return "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"\(caption ?? headers.joined(separator: ", "))\"><table>\(captionHTML)<thead><tr>\(head)</tr></thead><tbody>\(body)</tbody></table></div>"
+        let stack: HTML = headers.count >= 3 ? " class=\"stack\"" : ""
+        return "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"\(caption ?? headers.joined(separator: ", "))\"><table\(stack)>\(captionHTML)<thead><tr>\(head)</tr></thead><tbody>\(body)</tbody></table></div>"
     }
 
     /// A definition list of facts.
