@@ -49,6 +49,9 @@ final class ExplorerBrowserTests {
         }
 
         let page = try Chromium.dom(server.base + "/datasets/poems")
+        // Keyboard use: a skip link to the content, and tables that scroll sideways can take focus.
+        #expect(page.contains("<a class=\"skip\" href=\"#main\">") && page.contains("<main id=\"main\" tabindex=\"-1\">"))
+        #expect(page.contains("<div class=\"scroll\" tabindex=\"0\" role=\"region\""))
         let contributors = try #require(try cliJSON("contributors", "poems") as? [[String: Any]])
         #expect(contributors.count == 2)
         for contributor in contributors {
@@ -98,6 +101,12 @@ final class ExplorerBrowserTests {
             level = current["base"] as? [String: Any]
         }
         #expect(versions == ["chat-legal@0.1", "chat@1.0", "base@1.0"])
+        // Every node of the graph is a link (so Tab reaches it): 6 contributors, 5 dataset commits, 3 versions.
+        #expect(page.components(separatedBy: "<a href=\"/contributors/").count - 1 >= 6)
+        #expect(page.components(separatedBy: "class=\"g-node g-contributor\"").count - 1 == 6)
+        #expect(page.components(separatedBy: "class=\"g-node g-dataset\"").count - 1 == 5)
+        #expect(page.components(separatedBy: "class=\"g-node g-model\"").count - 1 == 3)
+        #expect(page.contains("base · 30.0000%"), "chat-legal passes 30% to chat@1.0")
         let attribution = try #require(trace["attribution"] as? [String: Any])
         #expect(page.contains("<code>\(try #require(attribution["plugin"] as? String))</code>"))
         let weights = try #require(attribution["weights"] as? [[String: Any]])
