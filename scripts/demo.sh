@@ -2,9 +2,16 @@
 # An end-to-end walk through Provenance on a temporary store: two contributors add data,
 # a third dataset is imported from an existing git history, and the git CLI checks it all.
 set -euo pipefail
-provenance="${1:?usage: demo.sh PATH_TO_PROVENANCE}"
-work=$(mktemp -d -t provenance-demo-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# With DEMO_DIR set, the walk-through runs there and keeps the store (.provenance) afterwards,
+# e.g. for `provenance serve --store "$DEMO_DIR/.provenance"` and the explorer's browser tests.
+provenance="${1:?usage: [DEMO_DIR=FOLDER] demo.sh PATH_TO_PROVENANCE}"
+if [ -n "${DEMO_DIR:-}" ]; then
+  mkdir -p "$DEMO_DIR"
+  work=$(cd "$DEMO_DIR" && pwd)
+else
+  work=$(mktemp -d -t provenance-demo-XXXXXX)
+  trap 'rm -rf "$work"' EXIT
+fi
 cd "$work"
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 

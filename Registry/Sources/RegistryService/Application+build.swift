@@ -90,6 +90,10 @@ public func buildRouter(
     for endpoint in endpoints {
         router.on(RouterPath(endpoint.path), method: endpoint.method, use: endpoint.handler)
     }
+    // The web explorer at `/`: HTML pages over the same public reads (not part of openapi.yaml).
+    for page in ExplorerSite(store: store, resolver: resolver).pages() {
+        router.on(RouterPath(page.path), method: page.method, use: page.handler)
+    }
     return router
 }
 
@@ -115,7 +119,11 @@ struct RegistryAPI: Sendable {
     var body: BodyReader { BodyReader(limit: configuration.maxBodyBytes) }
 
     func endpoints() -> [Endpoint] {
-        systemEndpoints() + datasetEndpoints() + modelEndpoints() + accountEndpoints() + callEndpoints() + ledgerEndpoints()
+        let groups: [[Endpoint]] = [
+            systemEndpoints(), datasetEndpoints(), modelEndpoints(), contributorEndpoints(), accountEndpoints(), callEndpoints(),
+            ledgerEndpoints(),
+        ]
+        return groups.flatMap { $0 }
     }
 }
 
