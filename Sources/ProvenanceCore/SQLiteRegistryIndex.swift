@@ -115,6 +115,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
         }
         registerSettlementMigration(&migrator)
         registerTokenMigration(&migrator)
+        registerAuthorshipEngineMigration(&migrator)
         return migrator
     }
 

@@ -1,0 +1,191 @@
+internal import CGit2
+internal import Foundation
+
+/// The 20 bytes of a git object id, held as integers so hashing and comparing cost nothing in
+/// the blame walk's hot loops (`ObjectID` keeps the hex text, which is what callers want).
+struct RawOID: Hashable {
+    var a: UInt64
+    var b: UInt64
+    var c: UInt32
+
+    init(_ oid: git_oid) {
+        var copy = oid
+        (a, b, c) = withUnsafeBytes(of: &copy.id) { raw in
+            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+             raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+             raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        }
+    }
+
+    init(_ pointer: UnsafePointer<git_oid>) { self.init(pointer.pointee) }
+
+    init(_ id: ObjectID) { self.init(id.oid) }
+
+    var oid: git_oid {
+        var oid = git_oid()
+        withUnsafeMutableBytes(of: &oid.id) { raw in
+            raw.storeBytes(of: a, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: b, toByteOffset: 8, as: UInt64.self)
+            raw.storeBytes(of: c, toByteOffset: 16, as: UInt32.self)
+        }
+        return oid
+    }
+
+    var objectID: ObjectID { ObjectID(oid) }
+}
+
+/// One entry of a tree as the walk needs it: raw name bytes, id and mode.
+struct TreeItem {
+    var name: [UInt8]
+    var id: RawOID
+    var mode: UInt32
+
+    var isTree: Bool { mode == 0o040000 }
+}
+
+/// A file (blob, symbolic link or submodule) that differs between two trees.
+struct TreeChange {
+    var path: String
+    /// The entry in the old tree; nil when the path was added.
+    var old: (id: RawOID, mode: UInt32)?
+    /// The entry in the new tree; nil when the path was deleted.
+    var new: (id: RawOID, mode: UInt32)?
+}
+
+/// git's kinds of tree entry as `S_IFMT` tells them apart: a mode change between 100644 and
+/// 100755 is a modification, a change between a file, a link and a submodule is a type change.
+func fileType(_ mode: UInt32) -> UInt32 { mode & 0o170000 }
+
+let regularFileType: UInt32 = 0o100000
+
+extension Repository {
+    /// The entries of tree `id`, in the tree's own (git's) order.
+    func treeItems(_ id: RawOID) throws -> [TreeItem] {
+        var tree: OpaquePointer?
+        var oid = id.oid
+        try check("git_tree_lookup", git_tree_lookup(&tree, pointer, &oid))
+        defer { git_tree_free(tree) }
+        let count = git_tree_entrycount(tree)
+        var items: [TreeItem] = []
+        items.reserveCapacity(count)
+        for index in 0..<count {
+            guard let entry = git_tree_entry_byindex(tree, index), let name = git_tree_entry_name(entry) else { continue }
+            let length = strlen(name)
+            let bytes = name.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+            items.append(TreeItem(name: bytes, id: RawOID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
+        }
+        return items
+    }
+
+    /// Every file that differs between tree `old` and tree `new` (nil: an empty tree), without
+    /// rename detection, in git's path order. Subtrees with the same id are skipped unread, so
+    /// the cost follows the size of the change rather than of the trees.
+    func treeChanges(from old: RawOID?, to new: RawOID?) throws -> [TreeChange] {
+        var changes: [TreeChange] = []
+        try collectChanges(old: old, new: new, prefix: [], into: &changes)
+        return changes
+    }
+
+    private func collectChanges(old: RawOID?, new: RawOID?, prefix: [UInt8], into changes: inout [TreeChange]) throws {
+        if old == new { return }
+        let oldItems = try old.map { try treeItems($0) } ?? []
+        let newItems = try new.map { try treeItems($0) } ?? []
+        var i = 0
+        var j = 0
+        func path(_ name: [UInt8]) -> [UInt8] { prefix.isEmpty ? name : prefix + [0x2F] + name }
+        func removed(_ item: TreeItem) throws {
+            if item.isTree {
+                try collectChanges(old: item.id, new: nil, prefix: path(item.name), into: &changes)
+            } else {
+                changes.append(TreeChange(path: String(decoding: path(item.name), as: UTF8.self), old: (item.id, item.mode), new: nil))
+            }
+        }
+        func added(_ item: TreeItem) throws {
+            if item.isTree {
+                try collectChanges(old: nil, new: item.id, prefix: path(item.name), into: &changes)
+            } else {
+                changes.append(TreeChange(path: String(decoding: path(item.name), as: UTF8.self), old: nil, new: (item.id, item.mode)))
+            }
+        }
+        while i < oldItems.count || j < newItems.count {
+            if i == oldItems.count { try added(newItems[j]); j += 1; continue }
+            if j == newItems.count { try removed(oldItems[i]); i += 1; continue }
+            let a = oldItems[i]
+            let b = newItems[j]
+            let order = Self.compareTreeNames(a.name, a.isTree, b.name, b.isTree)
+            if order < 0 {
+                try removed(a); i += 1
+            } else if order > 0 {
+                try added(b); j += 1
+            } else {
+                if a.isTree {
+                    if a.id != b.id { try collectChanges(old: a.id, new: b.id, prefix: path(a.name), into: &changes) }
+                } else if a.id != b.id || a.mode != b.mode {
+                    changes.append(TreeChange(path: String(decoding: path(a.name), as: UTF8.self), old: (a.id, a.mode), new: (b.id, b.mode)))
+                }
+                i += 1
+                j += 1
+            }
+        }
+    }
+
+    /// git's `base_name_compare`: names compare bytewise, a tree as if its name ended in '/'.
+    static func compareTreeNames(_ a: [UInt8], _ aIsTree: Bool, _ b: [UInt8], _ bIsTree: Bool) -> Int {
+        let common = min(a.count, b.count)
+        for k in 0..<common where a[k] != b[k] { return a[k] < b[k] ? -1 : 1 }
+        let ca: UInt8 = a.count > common ? a[common] : (aIsTree ? 0x2F : 0)
+        let cb: UInt8 = b.count > common ? b[common] : (bIsTree ? 0x2F : 0)
+        return ca < cb ? -1 : (ca > cb ? 1 : 0)
+    }
+
+    /// Runs `body` over the bytes of blob `id`, without copying them.
+    func withBlobBytes<T>(_ id: RawOID, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        var blob: OpaquePointer?
+        var oid = id.oid
+        try check("git_blob_lookup", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        return try body(UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: size))
+    }
+
+    /// The changed regions between blob `old` and blob `new`, as `git blame` sees them: xdiff's
+    /// Myers diff with the indent heuristic, no context, every blob treated as text.
+    /// Starts are 0-based line numbers.
+    func lineHunks(from old: RawOID, to new: RawOID) throws -> [LineHunk] {
+        var oldBlob: OpaquePointer?
+        var newBlob: OpaquePointer?
+        var oldOID = old.oid
+        var newOID = new.oid
+        try check("git_blob_lookup", git_blob_lookup(&oldBlob, pointer, &oldOID))
+        defer { git_blob_free(oldBlob) }
+        try check("git_blob_lookup", git_blob_lookup(&newBlob, pointer, &newOID))
+        defer { git_blob_free(newBlob) }
+        var options = git_diff_options()
+        try check("git_diff_options_init", provenance_git_diff_options_init(&options))
+        options.context_lines = 0
+        options.interhunk_lines = 0
+        options.flags = GIT_DIFF_FORCE_TEXT.rawValue | GIT_DIFF_INDENT_HEURISTIC.rawValue
+        var hunks: [LineHunk] = []
+        try withUnsafeMutablePointer(to: &hunks) { box in
+            try check("git_diff_blobs", git_diff_blobs(oldBlob, nil, newBlob, nil, &options, nil, nil, { _, hunk, payload in
+                guard let hunk, let payload else { return 0 }
+                let h = hunk.pointee
+                // A header's start names the line before an empty range (unified diff's rule).
+                let oldStart = Int(h.old_lines > 0 ? h.old_start - 1 : h.old_start)
+                let newStart = Int(h.new_lines > 0 ? h.new_start - 1 : h.new_start)
+                payload.assumingMemoryBound(to: [LineHunk].self).pointee.append(
+                    LineHunk(oldStart: oldStart, oldCount: Int(h.old_lines), newStart: newStart, newCount: Int(h.new_lines)))
+                return 0
+            }, nil, box))
+        }
+        return hunks
+    }
+}
+
+/// One changed region of a line diff (0-based starts).
+struct LineHunk {
+    var oldStart: Int
+    var oldCount: Int
+    var newStart: Int
+    var newCount: Int
+}
