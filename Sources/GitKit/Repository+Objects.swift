@@ -289,13 +289,25 @@ extension Repository {
     // MARK: Fetch
 
     /// Fetches `refspecs` from `url` (a path, `file://` URL or any transport libgit2 supports).
-    public func fetch(from url: String, refspecs: [String]) throws {
+    /// `progress` sees the objects received so far and the total the remote announced.
+    public func fetch(from url: String, refspecs: [String], progress: ((_ received: Int, _ total: Int) -> Void)? = nil) throws {
         var remote: OpaquePointer?
         try check("git_remote_create_anonymous", git_remote_create_anonymous(&remote, pointer, url))
         defer { git_remote_free(remote) }
         var options = git_fetch_options()
         try check("git_fetch_options_init", provenance_git_fetch_options_init(&options))
         options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        let box = progress.map { FetchProgress($0) }
+        if let box {
+            options.callbacks.payload = Unmanaged.passUnretained(box).toOpaque()
+            options.callbacks.transfer_progress = { stats, payload in
+                guard let stats, let payload else { return 0 }
+                let box = Unmanaged<FetchProgress>.fromOpaque(payload).takeUnretainedValue()
+                box.report(Int(stats.pointee.received_objects), Int(stats.pointee.total_objects))
+                return 0
+            }
+        }
+        defer { withExtendedLifetime(box) {} }
         var cStrings = refspecs.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         try cStrings.withUnsafeMutableBufferPointer { buffer in
@@ -303,4 +315,10 @@ extension Repository {
             try check("git_remote_fetch", git_remote_fetch(remote, &array, &options, "provenance fetch"))
         }
     }
+}
+
+/// Carries a fetch's progress closure through libgit2's C callback.
+private final class FetchProgress {
+    let report: (Int, Int) -> Void
+    init(_ report: @escaping (Int, Int) -> Void) { self.report = report }
 }

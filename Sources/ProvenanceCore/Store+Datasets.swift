@@ -135,7 +135,8 @@ extension Store {
         var added: [Manifest.Entry] = []
         var digests: [BlobDigest] = []
         var addedBytes: UInt64 = 0
-        for file in files {
+        for (done, file) in files.enumerated() {
+            ProgressReport.report("Adding to \(dataset)", done: done, total: files.count, unit: "files")
             let id: ObjectID
             let size: UInt64
             let sha256: String
@@ -162,6 +163,7 @@ extension Store {
             digests.append(BlobDigest(blob: id.hex, sha256: sha256, size: size))
             addedBytes += size
         }
+        ProgressReport.report("Adding to \(dataset)", done: files.count, total: files.count, unit: "files")
         let tree = try editor.write()
         if let parentTree, tree == parentTree {
             throw ProvenanceError.conflict("nothing to add: these files are already in dataset '\(dataset)' at \(parent!.short)")
@@ -220,7 +222,10 @@ extension Store {
             defer { try? FileManager.default.removeItem(at: quarantineURL) }
             let quarantine = try Repository.createBare(at: quarantineURL)
             do {
-                try quarantine.fetch(from: url, refspecs: ["+refs/heads/*:refs/source/heads/*", "+refs/tags/*:refs/source/tags/*", "+HEAD:refs/source/HEAD"])
+                try quarantine.fetch(from: url, refspecs: ["+refs/heads/*:refs/source/heads/*", "+refs/tags/*:refs/source/tags/*", "+HEAD:refs/source/HEAD"],
+                                     progress: ProgressReport.isActive ? { received, total in
+                                         ProgressReport.report("Fetching \(source)", done: received, total: total, unit: "objects")
+                                     } : nil)
             } catch let error as GitError {
                 throw ProvenanceError.invalid("cannot fetch from '\(source)': \(error.message)")
             }
@@ -244,7 +249,10 @@ extension Store {
                 }
                 try quarantine.updateReference("refs/import", to: target, expecting: nil, message: "import")
                 do {
-                    try repository.fetch(from: quarantineURL.path, refspecs: ["+refs/import:refs/provenance/incoming"])
+                    try repository.fetch(from: quarantineURL.path, refspecs: ["+refs/import:refs/provenance/incoming"],
+                                         progress: ProgressReport.isActive ? { received, total in
+                                             ProgressReport.report("Copying into \(dataset)", done: received, total: total, unit: "objects")
+                                         } : nil)
                 } catch let error as GitError {
                     throw ProvenanceError(.git, "cannot copy the imported commits into dataset '\(dataset)': \(error.message)")
                 }
@@ -420,6 +428,7 @@ extension Store {
         var count = 0
         try repository.walkHistory(from: [commit]) { id in
             count += 1
+            if count % 256 == 0 { ProgressReport.report("Reading contributors", done: count, unit: "commits") }
             let author = try repository.commit(id).author
             let (name, email) = mailmap.resolve(name: author.name, email: author.email)
             let key = email.lowercased()

@@ -53,8 +53,6 @@ public struct DatasetAuthorship {
     let mailmap: Mailmap
     let mailmapBlob: ObjectID?
     private var authorCache: [ObjectID: String] = [:]
-    /// Reports commits walked while blaming (for a progress line).
-    public var progress: (Int) -> Void = { _ in }
 
     public init(repository: URL, commit: String) throws {
         self.repository = try Repository.open(at: repository)
@@ -101,7 +99,9 @@ public struct DatasetAuthorship {
             for row in rows { byPath[row.path] = row }
             offered[candidate] = byPath
             return byPath.compactMapValues { ObjectID(hex: $0.blob) }
-        }, progress: progress)
+        }, progress: { walked in
+            if walked % 16 == 0 { ProgressReport.report("Blaming \(dataset)", done: walked, unit: "commits") }
+        })
 
         var authors: [String] = []
         for commit in result.commits { authors.append(try contributor(of: commit)) }
@@ -133,7 +133,9 @@ public struct DatasetAuthorship {
             throw ProvenanceError.notFound("no file '\(path)' at \(commit.short)")
         }
         let result = try HistoryBlame(repository: repository).blame(
-            [BlameTarget(path: path, blob: file.id, mode: file.mode, treatment: .lines)], at: commit, progress: progress)
+            [BlameTarget(path: path, blob: file.id, mode: file.mode, treatment: .lines)], at: commit, progress: { walked in
+                if walked % 16 == 0 { ProgressReport.report("Blaming \(path)", done: walked, unit: "commits") }
+            })
         guard case .spans(let spans) = result.files[0] else { return [] }
         var authors: [String] = []
         for span in spans {
