@@ -322,3 +322,59 @@ private final class FetchProgress {
     let report: (Int, Int) -> Void
     init(_ report: @escaping (Int, Int) -> Void) { self.report = report }
 }
+
+extension Repository {
+    /// The object database folder (shared by linked worktrees).
+    var objectsDirectory: URL {
+        let common = git_repository_commondir(pointer).map { String(cString: $0) } ?? path.path
+        return URL(fileURLWithPath: common, isDirectory: true).appendingPathComponent("objects", isDirectory: true)
+    }
+
+    /// Copies every object of `source` into this repository as files, the way `git clone` does
+    /// for a local path: packs and loose objects are hard-linked where the file system allows
+    /// (they are immutable) and copied otherwise, with no pack to build and no delta search.
+    ///
+    /// - Returns: false, having copied nothing, when `source` borrows objects from elsewhere
+    ///   (alternates) or is shallow; the caller then fetches instead.
+    public func copyObjects(from source: Repository) throws -> Bool {
+        let from = source.objectsDirectory
+        let manager = FileManager.default
+        if git_repository_is_shallow(source.pointer) == 1 { return false }
+        if manager.fileExists(atPath: from.appendingPathComponent("info/alternates").path) { return false }
+        let to = objectsDirectory
+        func place(_ file: URL, at destination: URL) throws {
+            if manager.fileExists(atPath: destination.path) { return }
+            try manager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            // Written under a temporary name, then renamed: a reader never sees half a file.
+            let temporary = destination.deletingLastPathComponent().appendingPathComponent(".tmp-\(destination.lastPathComponent)")
+            try? manager.removeItem(at: temporary)
+            if link(file.path, temporary.path) != 0 {
+                try manager.copyItem(at: file, to: temporary)
+            }
+            if rename(temporary.path, destination.path) != 0 {
+                throw GitError(function: "rename", message: "cannot place \(destination.path): \(String(cString: strerror(errno)))")
+            }
+        }
+        // Packs: each .pack before its .idx, since the index is what makes a pack visible.
+        let packs = from.appendingPathComponent("pack")
+        let names = (try? manager.contentsOfDirectory(atPath: packs.path)) ?? []
+        for name in names.sorted() where name.hasSuffix(".pack") {
+            let index = String(name.dropLast(".pack".count)) + ".idx"
+            guard names.contains(index) else { continue }
+            try place(packs.appendingPathComponent(name), at: to.appendingPathComponent("pack/\(name)"))
+            try place(packs.appendingPathComponent(index), at: to.appendingPathComponent("pack/\(index)"))
+        }
+        // Loose objects: objects/XX/YYYY....
+        for folder in (try? manager.contentsOfDirectory(atPath: from.path)) ?? [] where folder.utf8.count == 2 && folder.allSatisfy(\.isHexDigit) {
+            for object in (try? manager.contentsOfDirectory(atPath: from.appendingPathComponent(folder).path)) ?? []
+            where object.utf8.count == 38 && object.allSatisfy(\.isHexDigit) {
+                try place(from.appendingPathComponent("\(folder)/\(object)"), at: to.appendingPathComponent("\(folder)/\(object)"))
+            }
+        }
+        var odb: OpaquePointer?
+        try check("git_repository_odb", git_repository_odb(&odb, pointer))
+        defer { git_odb_free(odb) }
+        try check("git_odb_refresh", git_odb_refresh(odb))
+        return true
+    }
+}

@@ -221,14 +221,18 @@ extension Store {
             let quarantineURL = try makeTemporaryDirectory(prefix: "import")
             defer { try? FileManager.default.removeItem(at: quarantineURL) }
             let quarantine = try Repository.createBare(at: quarantineURL)
-            do {
+            // A local repository's objects are copied as files (packs as they are), as `git clone`
+            // does for a path; anything else goes through a libgit2 fetch.
+            if url.hasPrefix("/"), try Self.copyLocalRepository(url, into: quarantine) {
+                // copied
+            } else { do {
                 try quarantine.fetch(from: url, refspecs: ["+refs/heads/*:refs/source/heads/*", "+refs/tags/*:refs/source/tags/*", "+HEAD:refs/source/HEAD"],
                                      progress: ProgressReport.isActive ? { received, total in
                                          ProgressReport.report("Fetching \(source)", done: received, total: total, unit: "objects")
                                      } : nil)
             } catch let error as GitError {
                 throw ProvenanceError.invalid("cannot fetch from '\(source)': \(error.message)")
-            }
+            } }
             let target = try Self.resolveImported(revision, in: quarantine, source: source)
 
             let (record, repository, created) = try openDatasetForWriting(dataset)
@@ -249,19 +253,26 @@ extension Store {
                 }
                 try quarantine.updateReference("refs/import", to: target, expecting: nil, message: "import")
                 do {
+                    // Into a new dataset every object is copied whole; into one with history, only
+                    // what it lacks is fetched (the quarantine holds the source's whole history).
+                    if previous == nil, try repository.copyObjects(from: quarantine) {
+                        // copied
+                    } else {
                     try repository.fetch(from: quarantineURL.path, refspecs: ["+refs/import:refs/provenance/incoming"],
                                          progress: ProgressReport.isActive ? { received, total in
                                              ProgressReport.report("Copying into \(dataset)", done: received, total: total, unit: "objects")
                                          } : nil)
+                    }
                 } catch let error as GitError {
                     throw ProvenanceError(.git, "cannot copy the imported commits into dataset '\(dataset)': \(error.message)")
                 }
                 defer { try? repository.deleteReference("refs/provenance/incoming") }
                 CrashPoint.afterObjectsWritten.hit()
 
-                let newCommits = try repository.history(from: [target], hiding: previous.map { [$0] } ?? []).count
                 let (manifest, digests) = try manifest(of: target, in: repository, dataset: dataset)
                 let (contributors, historyCommits) = try Self.contributorSummaries(repository: repository, commit: target)
+                // One walk of the whole history is enough: without a previous head, it is all new.
+                let newCommits = try previous.map { try repository.history(from: [target], hiding: [$0]).count } ?? historyCommits
                 let registration = CommitRegistration(
                     record: RegisteredCommit(dataset: dataset, commit: target.hex, previousHead: previous?.hex, kind: .import,
                                              files: manifest.files.count, bytes: manifest.totalBytes,
@@ -279,6 +290,27 @@ extension Store {
                 throw error
             }
         }
+    }
+
+    /// Copies the objects of the local repository at `path` into `quarantine` and mirrors its
+    /// branches, tags and HEAD under `refs/source/`, as a fetch with the import's refspecs would.
+    /// Returns false (nothing copied) when the repository cannot be copied as files.
+    static func copyLocalRepository(_ path: String, into quarantine: Repository) throws -> Bool {
+        guard let source = try? Repository.open(at: URL(fileURLWithPath: path)) else { return false }
+        ProgressReport.report("Copying objects from \(path)", done: 0, total: 1, unit: "repositories")
+        guard try quarantine.copyObjects(from: source) else { return false }
+        for (pattern, prefix) in [("refs/heads/*", "refs/source/heads/"), ("refs/tags/*", "refs/source/tags/")] {
+            for name in try source.referenceNames(matching: pattern) {
+                guard let target = try source.referenceTarget(name) else { continue }
+                let local = prefix + name.dropFirst(pattern.count - 1)
+                try quarantine.updateReference(local, to: target, expecting: nil, message: "import")
+            }
+        }
+        if let head = try source.head() {
+            try quarantine.updateReference("refs/source/HEAD", to: head, expecting: nil, message: "import")
+        }
+        ProgressReport.report("Copying objects from \(path)", done: 1, total: 1, unit: "repositories")
+        return true
     }
 
     /// A local path becomes an absolute path that must be a git repository; URLs pass through.
