@@ -201,11 +201,14 @@ public final class HistoryBlame {
 
         func pass(_ entries: [Entry], to parent: RawOID, path: String, blob: RawOID, mode: UInt32, time: Int64) {
             guard !entries.isEmpty else { return }
-            var origins = pending[parent] ?? [:]
-            let origin = origins[path] ?? Origin(path: path, blob: blob, mode: mode)
-            origin.entries.append(contentsOf: entries)
-            origins[path] = origin
-            pending[parent] = origins
+            // Mutated in place: copying a commit's table of origins per pass cost more than the diffs.
+            if let origin = pending[parent]?[path] {
+                origin.entries.append(contentsOf: entries)
+            } else {
+                let origin = Origin(path: path, blob: blob, mode: mode)
+                origin.entries = entries
+                pending[parent, default: [:]][path] = origin
+            }
             queue.push(parent, time: time)
         }
 
@@ -236,7 +239,7 @@ public final class HistoryBlame {
                 }
             }
 
-            let live = origins.values.filter { !$0.entries.isEmpty }.sorted { $0.path < $1.path }
+            let live = origins.values.filter { !$0.entries.isEmpty }
             if live.isEmpty { continue }
             let parents = try current.parents.compactMap { parent in try info(parent).map { (id: parent, info: $0) } }
             if parents.isEmpty {

@@ -135,35 +135,12 @@ extension Store {
         var added: [Manifest.Entry] = []
         var digests: [BlobDigest] = []
         var addedBytes: UInt64 = 0
-        for (done, file) in files.enumerated() {
-            ProgressReport.report("Adding to \(dataset)", done: done, total: files.count, unit: "files")
-            let id: ObjectID
-            let size: UInt64
-            let sha256: String
-            let mode: FileMode
-            switch file.kind {
-            case .regular(let executable):
-                var hasher = StreamingSHA256()
-                do {
-                    (id, size) = try repository.writeBlob(fromFile: file.source) { hasher.update($0) }
-                } catch let error as GitError {
-                    throw ProvenanceError(.git, "cannot store '\(file.treePath)': \(error.message)")
-                }
-                sha256 = hasher.finalizeHex()
-                mode = executable ? .executable : .blob
-            case .symlink(let target):
-                let data = Data(target.utf8)
-                id = try repository.writeBlob(data)
-                size = UInt64(data.count)
-                sha256 = SHA256Digest.hex(of: data)
-                mode = .symlink
-            }
-            try editor.setFile(file.treePath, id: id, mode: mode, size: size)
-            added.append(Manifest.Entry(path: file.treePath, size: size, sha256: sha256))
-            digests.append(BlobDigest(blob: id.hex, sha256: sha256, size: size))
-            addedBytes += size
+        for (file, blob) in zip(files, try Self.writeBlobs(files, into: repository, dataset: dataset)) {
+            try editor.setFile(file.treePath, id: blob.id, mode: blob.mode, size: blob.size)
+            added.append(Manifest.Entry(path: file.treePath, size: blob.size, sha256: blob.sha256))
+            digests.append(BlobDigest(blob: blob.id.hex, sha256: blob.sha256, size: blob.size))
+            addedBytes += blob.size
         }
-        ProgressReport.report("Adding to \(dataset)", done: files.count, total: files.count, unit: "files")
         let tree = try editor.write()
         if let parentTree, tree == parentTree {
             throw ProvenanceError.conflict("nothing to add: these files are already in dataset '\(dataset)' at \(parent!.short)")
@@ -204,6 +181,60 @@ extension Store {
                          contributorID: contributor.id, files: files.count, bytes: addedBytes,
                          totalFiles: manifest.files.count, totalBytes: manifest.totalBytes,
                          manifestSHA256: registration.record.manifestSHA256)
+    }
+
+    struct WrittenBlob {
+        var id: ObjectID
+        var size: UInt64
+        var sha256: String
+        var mode: FileMode
+    }
+
+    /// Writes every file as a loose blob while hashing it with SHA-256 in the same pass. Many
+    /// files are spread over all cores, each worker with its own libgit2 handle (libgit2 wants
+    /// one per thread; loose objects are written to temporary files and renamed, so workers
+    /// never see each other's halves). Results come back in the order of `files`.
+    static func writeBlobs(_ files: [DatasetFile], into repository: Repository, dataset: String) throws -> [WrittenBlob] {
+        let workers = files.count >= 64 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
+        let shared = BlobWriteState(count: files.count)
+        let total = files.count
+        @Sendable func write(_ file: DatasetFile, in repository: Repository) throws -> WrittenBlob {
+            switch file.kind {
+            case .regular(let executable):
+                var hasher = StreamingSHA256()
+                let id: ObjectID
+                let size: UInt64
+                do {
+                    (id, size) = try repository.writeBlob(fromFile: file.source) { hasher.update($0) }
+                } catch let error as GitError {
+                    throw ProvenanceError(.git, "cannot store '\(file.treePath)': \(error.message)")
+                }
+                return WrittenBlob(id: id, size: size, sha256: hasher.finalizeHex(), mode: executable ? .executable : .blob)
+            case .symlink(let target):
+                let data = Data(target.utf8)
+                return WrittenBlob(id: try repository.writeBlob(data), size: UInt64(data.count), sha256: SHA256Digest.hex(of: data), mode: .symlink)
+            }
+        }
+        @Sendable func run(worker: Int, repository: Repository) {
+            var index = worker
+            while index < total && !shared.failed {
+                do {
+                    shared.store(try write(files[index], in: repository), at: index)
+                } catch {
+                    shared.fail(error)
+                }
+                index += workers
+            }
+        }
+        if workers == 1 {
+            run(worker: 0, repository: repository)
+        } else {
+            let path = repository.path
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                do { run(worker: worker, repository: try Repository.open(at: path)) } catch { shared.fail(error) }
+            }
+        }
+        return try shared.results(dataset: dataset)
     }
 
     // MARK: Importing history
@@ -570,5 +601,39 @@ extension Store {
             throw ProvenanceError.notFound("\(reference) (\(resolved.commit.prefix(7))) is not a registered commit, so it has no manifest")
         }
         return (resolved.commit, data)
+    }
+}
+
+/// What the blob-writing workers share: one slot per file, the first error, the count done.
+private final class BlobWriteState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Store.WrittenBlob?]
+    private var error: (any Error)?
+    private var done = 0
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
+
+    func store(_ blob: Store.WrittenBlob, at index: Int) {
+        lock.lock()
+        slots[index] = blob
+        done += 1
+        let count = done
+        lock.unlock()
+        if count % 64 == 0 || count == slots.count {
+            ProgressReport.report("Writing files", done: count, total: slots.count, unit: "files")
+        }
+    }
+
+    func fail(_ error: any Error) {
+        lock.lock()
+        if self.error == nil { self.error = error }
+        lock.unlock()
+    }
+
+    func results(dataset: String) throws -> [Store.WrittenBlob] {
+        if let error { throw error }
+        return slots.map { $0! }
     }
 }
