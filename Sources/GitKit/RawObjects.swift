@@ -34,15 +34,6 @@ struct RawOID: Hashable {
     var objectID: ObjectID { ObjectID(oid) }
 }
 
-/// One entry of a tree as the walk needs it: raw name bytes, id and mode.
-struct TreeItem {
-    var name: [UInt8]
-    var id: RawOID
-    var mode: UInt32
-
-    var isTree: Bool { mode == 0o040000 }
-}
-
 /// A file (blob, symbolic link or submodule) that differs between two trees.
 struct TreeChange {
     var path: String
@@ -59,24 +50,6 @@ func fileType(_ mode: UInt32) -> UInt32 { mode & 0o170000 }
 let regularFileType: UInt32 = 0o100000
 
 extension Repository {
-    /// The entries of tree `id`, in the tree's own (git's) order.
-    func treeItems(_ id: RawOID) throws -> [TreeItem] {
-        var tree: OpaquePointer?
-        var oid = id.oid
-        try check("git_tree_lookup", git_tree_lookup(&tree, pointer, &oid))
-        defer { git_tree_free(tree) }
-        let count = git_tree_entrycount(tree)
-        var items: [TreeItem] = []
-        items.reserveCapacity(count)
-        for index in 0..<count {
-            guard let entry = git_tree_entry_byindex(tree, index), let name = git_tree_entry_name(entry) else { continue }
-            let length = strlen(name)
-            let bytes = name.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
-            items.append(TreeItem(name: bytes, id: RawOID(git_tree_entry_id(entry)), mode: git_tree_entry_filemode(entry).rawValue))
-        }
-        return items
-    }
-
     /// Every file that differs between tree `old` and tree `new` (nil: an empty tree), without
     /// rename detection, in git's path order. Subtrees with the same id are skipped unread, so
     /// the cost follows the size of the change rather than of the trees.
@@ -88,44 +61,86 @@ extension Repository {
 
     private func collectChanges(old: RawOID?, new: RawOID?, prefix: [UInt8], into changes: inout [TreeChange]) throws {
         if old == new { return }
-        let oldItems = try old.map { try treeItems($0) } ?? []
-        let newItems = try new.map { try treeItems($0) } ?? []
+        // Entries are read in place from libgit2's trees: names are compared as C strings, and
+        // only changed entries get a path.
+        var oldTree: OpaquePointer?
+        var newTree: OpaquePointer?
+        if let old {
+            var oid = old.oid
+            try check("git_tree_lookup", git_tree_lookup(&oldTree, pointer, &oid))
+        }
+        defer { git_tree_free(oldTree) }
+        if let new {
+            var oid = new.oid
+            try check("git_tree_lookup", git_tree_lookup(&newTree, pointer, &oid))
+        }
+        defer { git_tree_free(newTree) }
+        let oldCount = oldTree.map { git_tree_entrycount($0) } ?? 0
+        let newCount = newTree.map { git_tree_entrycount($0) } ?? 0
+
+        func path(_ entry: OpaquePointer) -> [UInt8] {
+            let name = git_tree_entry_name(entry)!
+            let length = strlen(name)
+            let bytes = name.withMemoryRebound(to: UInt8.self, capacity: length) { UnsafeBufferPointer(start: $0, count: length) }
+            return prefix.isEmpty ? Array(bytes) : prefix + [0x2F] + bytes
+        }
+        func isTree(_ entry: OpaquePointer) -> Bool { git_tree_entry_filemode(entry).rawValue == 0o040000 }
+        func side(_ entry: OpaquePointer) -> (id: RawOID, mode: UInt32) {
+            (RawOID(git_tree_entry_id(entry)), git_tree_entry_filemode(entry).rawValue)
+        }
+        func removed(_ entry: OpaquePointer) throws {
+            if isTree(entry) {
+                try collectChanges(old: RawOID(git_tree_entry_id(entry)), new: nil, prefix: path(entry), into: &changes)
+            } else {
+                changes.append(TreeChange(path: String(decoding: path(entry), as: UTF8.self), old: side(entry), new: nil))
+            }
+        }
+        func added(_ entry: OpaquePointer) throws {
+            if isTree(entry) {
+                try collectChanges(old: nil, new: RawOID(git_tree_entry_id(entry)), prefix: path(entry), into: &changes)
+            } else {
+                changes.append(TreeChange(path: String(decoding: path(entry), as: UTF8.self), old: nil, new: side(entry)))
+            }
+        }
         var i = 0
         var j = 0
-        func path(_ name: [UInt8]) -> [UInt8] { prefix.isEmpty ? name : prefix + [0x2F] + name }
-        func removed(_ item: TreeItem) throws {
-            if item.isTree {
-                try collectChanges(old: item.id, new: nil, prefix: path(item.name), into: &changes)
-            } else {
-                changes.append(TreeChange(path: String(decoding: path(item.name), as: UTF8.self), old: (item.id, item.mode), new: nil))
-            }
-        }
-        func added(_ item: TreeItem) throws {
-            if item.isTree {
-                try collectChanges(old: nil, new: item.id, prefix: path(item.name), into: &changes)
-            } else {
-                changes.append(TreeChange(path: String(decoding: path(item.name), as: UTF8.self), old: nil, new: (item.id, item.mode)))
-            }
-        }
-        while i < oldItems.count || j < newItems.count {
-            if i == oldItems.count { try added(newItems[j]); j += 1; continue }
-            if j == newItems.count { try removed(oldItems[i]); i += 1; continue }
-            let a = oldItems[i]
-            let b = newItems[j]
-            let order = Self.compareTreeNames(a.name, a.isTree, b.name, b.isTree)
+        while i < oldCount || j < newCount {
+            if i == oldCount { try added(git_tree_entry_byindex(newTree, j)); j += 1; continue }
+            if j == newCount { try removed(git_tree_entry_byindex(oldTree, i)); i += 1; continue }
+            let a = git_tree_entry_byindex(oldTree, i)!
+            let b = git_tree_entry_byindex(newTree, j)!
+            let order = Self.compareTreeNames(git_tree_entry_name(a), isTree(a), git_tree_entry_name(b), isTree(b))
             if order < 0 {
                 try removed(a); i += 1
             } else if order > 0 {
                 try added(b); j += 1
             } else {
-                if a.isTree {
-                    if a.id != b.id { try collectChanges(old: a.id, new: b.id, prefix: path(a.name), into: &changes) }
-                } else if a.id != b.id || a.mode != b.mode {
-                    changes.append(TreeChange(path: String(decoding: path(a.name), as: UTF8.self), old: (a.id, a.mode), new: (b.id, b.mode)))
+                let oldSide = side(a)
+                let newSide = side(b)
+                if isTree(a) {
+                    if oldSide.id != newSide.id { try collectChanges(old: oldSide.id, new: newSide.id, prefix: path(a), into: &changes) }
+                } else if oldSide.id != newSide.id || oldSide.mode != newSide.mode {
+                    changes.append(TreeChange(path: String(decoding: path(a), as: UTF8.self), old: oldSide, new: newSide))
                 }
                 i += 1
                 j += 1
             }
+        }
+    }
+
+    /// git's `base_name_compare` on C strings: bytewise, a tree as if its name ended in '/'.
+    static func compareTreeNames(_ a: UnsafePointer<CChar>, _ aIsTree: Bool, _ b: UnsafePointer<CChar>, _ bIsTree: Bool) -> Int {
+        var k = 0
+        while true {
+            let ca = UInt8(bitPattern: a[k])
+            let cb = UInt8(bitPattern: b[k])
+            if ca == 0 || cb == 0 || ca != cb {
+                let x: UInt8 = ca != 0 ? ca : (aIsTree ? 0x2F : 0)
+                let y: UInt8 = cb != 0 ? cb : (bIsTree ? 0x2F : 0)
+                if ca != 0 && cb != 0 { return ca < cb ? -1 : 1 }
+                return x < y ? -1 : (x > y ? 1 : 0)
+            }
+            k += 1
         }
     }
 
@@ -166,7 +181,7 @@ extension Repository {
         options.interhunk_lines = 0
         options.flags = GIT_DIFF_FORCE_TEXT.rawValue | GIT_DIFF_INDENT_HEURISTIC.rawValue
         var hunks: [LineHunk] = []
-        try withUnsafeMutablePointer(to: &hunks) { box in
+        _ = try withUnsafeMutablePointer(to: &hunks) { box in
             try check("git_diff_blobs", git_diff_blobs(oldBlob, nil, newBlob, nil, &options, nil, nil, { _, hunk, payload in
                 guard let hunk, let payload else { return 0 }
                 let h = hunk.pointee
