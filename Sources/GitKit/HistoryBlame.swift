@@ -178,6 +178,7 @@ public final class HistoryBlame {
         queue.push(start, time: startInfo.time)
 
         var spanCache = SpanCache()
+        let contents = BlobContents()
         var processed = 0
 
         func blameOn(_ id: RawOID, _ entries: [Entry]) {
@@ -303,7 +304,8 @@ public final class HistoryBlame {
                 let wholeEntries = origin.entries.filter { prepared[Int($0.file)].whole }
                 for (i, scapegoat) in scapegoats.enumerated() {
                     guard let scapegoat, !remaining.isEmpty else { continue }
-                    let hunks = try repository.lineHunks(from: scapegoat.id, to: origin.blob)
+                    let hunks = try Repository.lineHunks(from: try contents.content(of: scapegoat.id, in: repository),
+                                                         to: try contents.content(of: origin.blob, in: repository))
                     let (passed, kept) = Self.split(remaining, by: hunks)
                     pass(passed, to: parents[i].id, path: scapegoat.path, blob: scapegoat.id, mode: scapegoat.mode,
                          time: parents[i].info.time)

@@ -163,37 +163,68 @@ extension Repository {
         return try body(UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: size))
     }
 
-    /// The changed regions between blob `old` and blob `new`, as `git blame` sees them: xdiff's
-    /// Myers diff with the indent heuristic, no context, every blob treated as text.
+    /// The changed regions between `old` and `new` content, as `git blame` sees them: xdiff's
+    /// Myers diff with the indent heuristic, no context, everything treated as text.
     /// Starts are 0-based line numbers.
-    func lineHunks(from old: RawOID, to new: RawOID) throws -> [LineHunk] {
-        var oldBlob: OpaquePointer?
-        var newBlob: OpaquePointer?
-        var oldOID = old.oid
-        var newOID = new.oid
-        try check("git_blob_lookup", git_blob_lookup(&oldBlob, pointer, &oldOID))
-        defer { git_blob_free(oldBlob) }
-        try check("git_blob_lookup", git_blob_lookup(&newBlob, pointer, &newOID))
-        defer { git_blob_free(newBlob) }
+    static func lineHunks(from old: Data, to new: Data) throws -> [LineHunk] {
         var options = git_diff_options()
         try check("git_diff_options_init", provenance_git_diff_options_init(&options))
         options.context_lines = 0
         options.interhunk_lines = 0
         options.flags = GIT_DIFF_FORCE_TEXT.rawValue | GIT_DIFF_INDENT_HEURISTIC.rawValue
         var hunks: [LineHunk] = []
-        _ = try withUnsafeMutablePointer(to: &hunks) { box in
-            try check("git_diff_blobs", git_diff_blobs(oldBlob, nil, newBlob, nil, &options, nil, nil, { _, hunk, payload in
-                guard let hunk, let payload else { return 0 }
-                let h = hunk.pointee
-                // A header's start names the line before an empty range (unified diff's rule).
-                let oldStart = Int(h.old_lines > 0 ? h.old_start - 1 : h.old_start)
-                let newStart = Int(h.new_lines > 0 ? h.new_start - 1 : h.new_start)
-                payload.assumingMemoryBound(to: [LineHunk].self).pointee.append(
-                    LineHunk(oldStart: oldStart, oldCount: Int(h.old_lines), newStart: newStart, newCount: Int(h.new_lines)))
-                return 0
-            }, nil, box))
+        var empty: UInt8 = 0
+        try old.withUnsafeBytes { oldBytes in
+            try new.withUnsafeBytes { newBytes in
+                try withUnsafeMutablePointer(to: &empty) { nothing in
+                    _ = try withUnsafeMutablePointer(to: &hunks) { box in
+                        try check("git_diff_buffers", git_diff_buffers(
+                            oldBytes.baseAddress ?? UnsafeRawPointer(nothing), oldBytes.count, nil,
+                            newBytes.baseAddress ?? UnsafeRawPointer(nothing), newBytes.count, nil,
+                            &options, nil, nil, { _, hunk, payload in
+                                guard let hunk, let payload else { return 0 }
+                                let h = hunk.pointee
+                                // A header's start names the line before an empty range (unified diff's rule).
+                                let oldStart = Int(h.old_lines > 0 ? h.old_start - 1 : h.old_start)
+                                let newStart = Int(h.new_lines > 0 ? h.new_start - 1 : h.new_start)
+                                payload.assumingMemoryBound(to: [LineHunk].self).pointee.append(
+                                    LineHunk(oldStart: oldStart, oldCount: Int(h.old_lines), newStart: newStart, newCount: Int(h.new_lines)))
+                                return 0
+                            }, nil, box))
+                    }
+                }
+            }
         }
         return hunks
+    }
+}
+
+/// Blob contents the walk will likely diff again (the parent's side of one diff is the child's
+/// side of the next), kept up to a byte budget, oldest dropped first.
+final class BlobContents {
+    private var cache: [RawOID: Data] = [:]
+    private var order: [RawOID] = []
+    private var head = 0
+    private var bytes = 0
+    private let budget: Int
+
+    init(budget: Int = 64 << 20) { self.budget = budget }
+
+    func content(of id: RawOID, in repository: Repository) throws -> Data {
+        if let known = cache[id] { return known }
+        let data = try repository.withBlobBytes(id) { Data($0) }
+        cache[id] = data
+        order.append(id)
+        bytes += data.count
+        while bytes > budget, head < order.count {
+            if let dropped = cache.removeValue(forKey: order[head]) { bytes -= dropped.count }
+            head += 1
+        }
+        if head > 4096 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+        return data
     }
 }
 
