@@ -122,6 +122,45 @@ public final class HistoryBlame {
     public func blame(_ targets: [BlameTarget], at commit: ObjectID,
                       reusable: (ObjectID) throws -> [String: ObjectID]? = { _ in nil },
                       progress: (Int) -> Void = { _ in }) throws -> Result {
+        try blame(targets, at: commit, workers: 1, reusable: reusable, progress: progress)
+    }
+
+    /// Blames `targets` as `blame(_:at:reusable:progress:)` does, on up to `workers` threads:
+    /// the files are dealt into that many groups and each group gets its own walk of the
+    /// history (and its own libgit2 handle). A file's blame depends on nothing but its own
+    /// history, so the groups cannot disagree; the tree diffs are repeated per group, the line
+    /// diffs and blob reads, which cost the most, are shared out. `reusable` and `progress`
+    /// are called from one thread at a time (progress with the commits of all groups).
+    public func blame(_ targets: [BlameTarget], at commit: ObjectID, workers: Int,
+                      reusable: (ObjectID) throws -> [String: ObjectID]? = { _ in nil },
+                      progress: (Int) -> Void = { _ in }) throws -> Result {
+        let groups = min(max(1, workers), targets.count)
+        if groups <= 1 { return try walk(targets, at: commit, repository: repository, reusable: reusable, progress: progress) }
+        let path = repository.path
+        // The closures do not outlive this call: concurrentPerform returns when every walk has.
+        return try withoutActuallyEscaping(reusable) { reusable in
+            try withoutActuallyEscaping(progress) { progress in
+                let shared = ParallelWalks(groups: groups, reusable: reusable, progress: progress)
+                DispatchQueue.concurrentPerform(iterations: groups) { group in
+                    let indices = Array(stride(from: group, to: targets.count, by: groups))
+                    do {
+                        let own = try Repository.open(at: path)
+                        let result = try HistoryBlame(repository: own).walk(indices.map { targets[$0] }, at: commit, repository: own,
+                                                                            reusable: { try shared.reusable($0) },
+                                                                            progress: { shared.walked(group: group, commits: $0) })
+                        shared.finish(group: group, indices: indices, result: result)
+                    } catch {
+                        shared.fail(error)
+                    }
+                }
+                return try shared.merged(count: targets.count)
+            }
+        }
+    }
+
+    private func walk(_ targets: [BlameTarget], at commit: ObjectID, repository: Repository,
+                      reusable: (ObjectID) throws -> [String: ObjectID]?,
+                      progress: (Int) -> Void) throws -> Result {
         var files = [Result.File](repeating: .spans([]), count: targets.count)
         var spans = [[BlameSpan]](repeating: [], count: targets.count)
         var reused: [Int: (ObjectID, String)] = [:]
@@ -442,5 +481,72 @@ private struct CommitQueue {
 
     private static func before(_ a: (time: Int64, sequence: Int, id: RawOID), _ b: (time: Int64, sequence: Int, id: RawOID)) -> Bool {
         a.time != b.time ? a.time > b.time : a.sequence < b.sequence
+    }
+}
+
+/// What parallel walks share: the caller's closures behind one lock, their results, the
+/// first error.
+private final class ParallelWalks: @unchecked Sendable {
+    private let lock = NSLock()
+    private let reusableBody: (ObjectID) throws -> [String: ObjectID]?
+    private let progressBody: (Int) -> Void
+    private var commits: [Int]
+    private var results: [(indices: [Int], result: HistoryBlame.Result)?]
+    private var error: (any Error)?
+
+    init(groups: Int, reusable: @escaping (ObjectID) throws -> [String: ObjectID]?, progress: @escaping (Int) -> Void) {
+        reusableBody = reusable
+        progressBody = progress
+        commits = Array(repeating: 0, count: groups)
+        results = Array(repeating: nil, count: groups)
+    }
+
+    func reusable(_ id: ObjectID) throws -> [String: ObjectID]? {
+        lock.lock()
+        defer { lock.unlock() }
+        return try reusableBody(id)
+    }
+
+    func walked(group: Int, commits done: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        commits[group] = done
+        progressBody(commits.reduce(0, +))
+    }
+
+    func finish(group: Int, indices: [Int], result: HistoryBlame.Result) {
+        lock.lock()
+        results[group] = (indices, result)
+        lock.unlock()
+    }
+
+    func fail(_ error: any Error) {
+        lock.lock()
+        if self.error == nil { self.error = error }
+        lock.unlock()
+    }
+
+    /// One result in the targets' order, with one table of commits.
+    func merged(count: Int) throws -> HistoryBlame.Result {
+        if let error { throw error }
+        var files = [HistoryBlame.Result.File](repeating: .spans([]), count: count)
+        var commits: [ObjectID] = []
+        var index: [ObjectID: Int] = [:]
+        for case let (indices, result)? in results {
+            let remap = result.commits.map { commit -> Int in
+                if let known = index[commit] { return known }
+                index[commit] = commits.count
+                commits.append(commit)
+                return commits.count - 1
+            }
+            for (position, target) in indices.enumerated() {
+                switch result.files[position] {
+                case .reused(let commit, let path): files[target] = .reused(commit: commit, path: path)
+                case .spans(let spans):
+                    files[target] = .spans(spans.map { var span = $0; span.commit = remap[span.commit]; return span })
+                }
+            }
+        }
+        return HistoryBlame.Result(files: files, commits: commits)
     }
 }

@@ -196,7 +196,8 @@ extension Store {
     /// never see each other's halves). Results come back in the order of `files`.
     static func writeBlobs(_ files: [DatasetFile], into repository: Repository, dataset: String) throws -> [WrittenBlob] {
         let workers = files.count >= 64 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
-        let shared = BlobWriteState(count: files.count)
+        // Workers run outside the task, where the task-local progress sink is not visible.
+        let shared = BlobWriteState(count: files.count, task: "Adding to \(dataset)", sink: ProgressReport.sink)
         let total = files.count
         @Sendable func write(_ file: DatasetFile, in repository: Repository) throws -> WrittenBlob {
             switch file.kind {
@@ -611,7 +612,15 @@ private final class BlobWriteState: @unchecked Sendable {
     private var error: (any Error)?
     private var done = 0
 
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    private let sink: (@Sendable (ProgressEvent) -> Void)?
+
+    private let task: String
+
+    init(count: Int, task: String, sink: (@Sendable (ProgressEvent) -> Void)?) {
+        slots = Array(repeating: nil, count: count)
+        self.task = task
+        self.sink = sink
+    }
 
     var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
 
@@ -622,7 +631,7 @@ private final class BlobWriteState: @unchecked Sendable {
         let count = done
         lock.unlock()
         if count % 64 == 0 || count == slots.count {
-            ProgressReport.report("Writing files", done: count, total: slots.count, unit: "files")
+            sink?(ProgressEvent(task: task, done: count, total: slots.count, unit: "files"))
         }
     }
 

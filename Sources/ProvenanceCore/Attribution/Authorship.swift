@@ -90,7 +90,10 @@ public struct DatasetAuthorship {
         var offered: [ObjectID: [String: FileAuthorship]] = [:]
         let repository = self.repository
         let mailmapBlob = self.mailmapBlob
-        let result = try HistoryBlame(repository: repository).blame(targets, at: commit, reusable: { candidate in
+        let sink = ProgressReport.sink
+        // One walk per core, each over a share of the files (the walks cannot disagree).
+        let workers = targets.count >= 8 ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
+        let result = try HistoryBlame(repository: repository).blame(targets, at: commit, workers: workers, reusable: { candidate in
             guard let cache, cachedCommits.contains(candidate.hex),
                   try repository.blob(atPath: ".mailmap", inCommit: candidate) == mailmapBlob,
                   let rows = try cache.authorship(dataset: dataset, commit: candidate.hex)
@@ -100,7 +103,8 @@ public struct DatasetAuthorship {
             offered[candidate] = byPath
             return byPath.compactMapValues { ObjectID(hex: $0.blob) }
         }, progress: { walked in
-            if walked % 16 == 0 { ProgressReport.report("Blaming \(dataset)", done: walked, unit: "commits") }
+            // Called from the walks' threads, where the task-local sink is not visible.
+            if walked % 16 == 0, let sink { sink(ProgressEvent(task: "Blaming \(dataset)", done: walked, total: nil, unit: "commits")) }
         })
 
         var authors: [String] = []
