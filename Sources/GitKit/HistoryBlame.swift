@@ -253,7 +253,7 @@ public final class HistoryBlame {
         }
 
         while let id = queue.pop() {
-            guard let origins = pending.removeValue(forKey: id), !origins.isEmpty else { continue }
+            guard var origins = pending.removeValue(forKey: id), !origins.isEmpty else { continue }
             guard let current = try info(id) else { continue }
             processed += 1
             progress(processed)
@@ -275,6 +275,7 @@ public final class HistoryBlame {
                     }
                     if !done.isEmpty {
                         origin.entries = origin.entries.enumerated().filter { !done.contains($0.offset) }.map(\.element)
+                        if origin.entries.isEmpty { origins[origin.path] = nil }
                     }
                 }
             }
@@ -304,7 +305,23 @@ public final class HistoryBlame {
             }
             spanCache.removeAll()
 
-            for origin in live {
+            // The common case in one move: with one parent, every file this commit did not
+            // touch passes whole to the parent at the same path, so when the parent has nothing
+            // pending yet the untouched part of the table is handed over as it is.
+            var touched = live
+            if parents.count == 1 && pending[parents[0].id] == nil {
+                var untouched = origins
+                touched = []
+                for path in changes[0].keys {
+                    if let origin = untouched.removeValue(forKey: path), !origin.entries.isEmpty { touched.append(origin) }
+                }
+                if !untouched.isEmpty {
+                    pending[parents[0].id] = untouched
+                    queue.push(parents[0].id, time: parents[0].info.time)
+                }
+            }
+
+            for origin in touched {
                 // Pass 0: the same path in each parent; pass 1: a path it was renamed from.
                 var scapegoats = [RenameDetection.Source?](repeating: nil, count: parents.count)
                 var whole: (parent: Int, source: RenameDetection.Source)?
