@@ -17,13 +17,13 @@ struct ProgressOptions: ParsableArguments {
     func run<T>(_ body: () throws -> T) rethrows -> T {
         guard let line = ProgressLine.forStandardError(quiet: quiet) else { return try body() }
         defer { line.finish() }
-        return try ProgressReport.$sink.withValue({ line.show($0) }, operation: body)
+        return try ProgressReport.withSink({ line.show($0) }, body)
     }
 
     func run<T>(_ body: () async throws -> T) async rethrows -> T {
         guard let line = ProgressLine.forStandardError(quiet: quiet) else { return try await body() }
         defer { line.finish() }
-        return try await ProgressReport.$sink.withValue({ line.show($0) }, operation: body)
+        return try await ProgressReport.withSink({ line.show($0) }, body)
     }
 }
 
