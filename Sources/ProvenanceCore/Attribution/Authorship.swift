@@ -104,7 +104,7 @@ public struct DatasetAuthorship {
             return byPath.compactMapValues { ObjectID(hex: $0.blob) }
         }, progress: { walked in
             // Called from the walks' threads, where the task-local sink is not visible.
-            if walked % 16 == 0, let sink { sink(ProgressEvent(task: "Blaming \(dataset)", done: walked, total: nil, unit: "commits")) }
+            if walked % 16 == 0, let sink { sink(ProgressEvent(task: "Blaming \(dataset)", done: walked, total: nil, unit: "commits walked")) }
         })
 
         var authors: [String] = []
