@@ -65,7 +65,7 @@ elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv
 echo "==> Generating $COMMITS commits by $AUTHORS authors over $FILES files (git fast-import, seed $SEED)"
 T0=$(now)
 git -c init.defaultBranch=main init -q --bare "$SOURCE"
-python3 - "$COMMITS" "$AUTHORS" "$FILES" "$SEED" <<'PY' | git -C "$SOURCE" fast-import --quiet
+python3 - "$COMMITS" "$AUTHORS" "$FILES" "$SEED" 2>"$WORK/generator.log" <<'PY' | git -C "$SOURCE" fast-import --quiet
 import random, sys
 
 commits, authors, files, seed = map(int, sys.argv[1:5])
@@ -88,39 +88,108 @@ def data(raw):
     out.write(raw)
     out.write(b"\n")
 
-contents = {}  # path -> list of lines
+def edit(lines, a, n):
+    """Overwrite a few lines (usually other authors'), then insert, append or trim."""
+    for _ in range(rng.randint(1, 4)):
+        lines[rng.randrange(len(lines))] = line(a, n)
+    if len(lines) > MAX_LINES:
+        for _ in range(rng.randint(2, 6)):
+            del lines[rng.randrange(len(lines))]
+    elif rng.random() < 0.3:  # insert in the middle
+        at = rng.randrange(len(lines) + 1)
+        lines[at:at] = [line(a, n) for _ in range(rng.randint(1, 3))]
+    else:  # append
+        lines.extend(line(a, n) for _ in range(rng.randint(1, 4)))
+
+FOLDERS = ["text", "text/archive", "notes", "data/raw"]
+paths = [f"text/file{f:03d}.txt" for f in range(files)]  # file number -> current path
+main = {}   # path -> lines, on main
+side = None  # (fork snapshot, side contents, side mark, commits left) while a side branch is open
+tips = {"main": None, "side": None}
+mark = 0
+renames = merges = 0
+
+written = {"main": {}, "side": {}}  # branch -> path -> text of its last commit
+
+def write_commit(branch, a, n, tree, parents, message):
+    """Writes a commit whose tree is `tree`, listing only what differs from the branch's last commit."""
+    global mark
+    mark += 1
+    when = 1_700_000_000 + n * 3600
+    author = f"Author {a} <a{a}@example.org>"
+    out.write(b"commit refs/heads/%s\nmark :%d\n" % (branch.encode(), mark))
+    out.write(f"author {author} {when} +0000\ncommitter {author} {when} +0000\n".encode())
+    data(message.encode())
+    if parents:
+        out.write(b"from :%d\n" % parents[0])
+        for p in parents[1:]:
+            out.write(b"merge :%d\n" % p)
+    before = written[branch]
+    after = {path: "".join(l + "\n" for l in lines) for path, lines in tree.items()}
+    for path in sorted(before):
+        if path not in after:
+            out.write(f"D {path}\n".encode())
+    for path in sorted(after):
+        if before.get(path) != after[path]:
+            out.write(f"M 100644 inline {path}\n".encode())
+            data(after[path].encode())
+    out.write(b"\n")
+    written[branch] = after
+    return mark
+
 for n in range(1, commits + 1):
     a = rng.randrange(authors)
-    author = f"Author {a} <a{a}@example.org>"
-    when = 1_700_000_000 + n * 3600
     if n <= files:
-        changed = [n - 1]
-    else:
-        changed = rng.sample(range(files), rng.choice((1, 1, 2)))
-    for f in changed:
-        path = f"text/file{f:03d}.txt"
-        lines = contents.setdefault(path, [])
-        if not lines:
-            lines.extend(line(a, n) for _ in range(rng.randint(20, 60)))
+        main[paths[n - 1]] = [line(a, n) for _ in range(rng.randint(20, 60))]
+        tips["main"] = write_commit("main", a, n, main, [tips["main"]] if tips["main"] else [], f"Commit {n}: add {paths[n - 1]}\n")
+        continue
+    if side is None and rng.random() < 0.03:
+        # Open a side branch: a few commits edit files there while main goes on.
+        side = [{p: list(l) for p, l in main.items()}, {p: list(l) for p, l in main.items()}, tips["main"], rng.randint(3, 12)]
+        written["side"] = dict(written["main"])
+    if side is not None and side[3] == 0:
+        # Merge it: each file takes both sides' changes (main's lines, then the side's new ones).
+        fork, theirs, side_tip, _ = side
+        for p, lines in theirs.items():
+            if p not in main or lines == fork.get(p):
+                continue
+            if main[p] == fork.get(p):
+                main[p] = list(lines)
+            else:
+                seen = set(main[p])
+                main[p] = main[p] + [l for l in lines if l not in seen]
+        tips["main"] = write_commit("main", a, n, main, [tips["main"], side_tip], f"Commit {n}: merge a side branch\n")
+        merges += 1
+        side = None
+        continue
+    on_side = side is not None and rng.random() < 0.5
+    tree = side[1] if on_side else main
+    if not on_side and rng.random() < 0.02:
+        # Rename or move a file, usually with a few edits in the same commit.
+        f = rng.randrange(files)
+        old = paths[f]
+        new = f"{rng.choice(FOLDERS)}/" + (old.rsplit("/", 1)[1] if rng.random() < 0.5 else f"moved{n}-file{f:03d}.txt")
+        if new not in tree and old in tree:
+            tree[new] = tree.pop(old)
+            paths[f] = new
+            if rng.random() < 0.7:
+                edit(tree[new], a, n)
+            renames += 1
+            tips["main"] = write_commit("main", a, n, main, [tips["main"]], f"Commit {n}: move {old} to {new}\n")
             continue
-        for _ in range(rng.randint(1, 4)):  # overwrite other authors' lines
-            lines[rng.randrange(len(lines))] = line(a, n)
-        if len(lines) > MAX_LINES:
-            for _ in range(rng.randint(2, 6)):
-                del lines[rng.randrange(len(lines))]
-        elif rng.random() < 0.3:  # insert in the middle
-            at = rng.randrange(len(lines) + 1)
-            lines[at:at] = [line(a, n) for _ in range(rng.randint(1, 3))]
-        else:  # append
-            lines.extend(line(a, n) for _ in range(rng.randint(1, 4)))
-    out.write(b"commit refs/heads/main\nmark :%d\n" % n)
-    out.write(f"author {author} {when} +0000\ncommitter {author} {when} +0000\n".encode())
-    data(f"Commit {n}: edit {', '.join(f'file{f:03d}' for f in changed)}\n".encode())
+    changed = rng.sample(range(files), rng.choice((1, 1, 2)))
     for f in changed:
-        path = f"text/file{f:03d}.txt"
-        out.write(f"M 100644 inline {path}\n".encode())
-        data("".join(l + "\n" for l in contents[path]).encode())
-    out.write(b"\n")
+        if paths[f] in tree:
+            edit(tree[paths[f]], a, n)
+    message = f"Commit {n}: edit {', '.join(f'file{f:03d}' for f in changed)}\n"
+    if on_side:
+        side[2] = write_commit("side", a, n, tree, [side[2]], message)
+        side[3] -= 1
+    else:
+        tips["main"] = write_commit("main", a, n, main, [tips["main"]], message)
+        if side is not None:
+            side[3] -= 1
+print(f"{renames} renames, {merges} merges", file=sys.stderr)
 PY
 git -C "$SOURCE" symbolic-ref HEAD refs/heads/main
 # Leave the repository as git itself would: packed, with a commit-graph.
@@ -131,7 +200,7 @@ read -r NFILES NLINES NBYTES MAXLINES < <(
     while IFS= read -r f; do git -C "$SOURCE" cat-file blob "HEAD:$f" | wc -lc; done |
     awk '{ files++; lines += $1; bytes += $2; if ($1 > max) max = $1 } END { print files, lines, bytes, max }')
 T1=$(now)
-echo "    $NFILES files, $NLINES lines, $NBYTES bytes at HEAD ${HEAD_COMMIT:0:12} (largest file $MAXLINES lines), $(elapsed "$T0" "$T1") s"
+echo "    $NFILES files, $NLINES lines, $NBYTES bytes at HEAD ${HEAD_COMMIT:0:12} (largest file $MAXLINES lines; history: $(cat "$WORK/generator.log")), $(elapsed "$T0" "$T1") s"
 
 # --- 2. the store -----------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 internal import CGit2
 public import Foundation
+#if canImport(Glibc)
+internal import Glibc
+#endif
 
 /// File modes git records in trees.
 public enum FileMode: UInt32, Sendable {
@@ -46,33 +49,68 @@ extension Repository {
     /// Writes the file at `url` as a blob, streaming it in chunks so memory does not grow with
     /// its size. `observe` sees every chunk as it is written (to hash it in the same pass).
     ///
+    /// Plain POSIX calls read the file (one open, one fstat, reads into one buffer): with
+    /// thousands of small files, Foundation's file handles and attribute dictionaries cost more
+    /// than the writing. A file of at most 1 MiB is written in one call, a larger one streamed.
+    ///
     /// - Returns: the blob id and the number of bytes written.
     public func writeBlob(fromFile url: URL, observe: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> (id: ObjectID, size: UInt64) {
-        let handle: FileHandle
-        do { handle = try FileHandle(forReadingFrom: url) } catch {
-            throw GitError(function: "open", message: "cannot read \(url.path): \(error.localizedDescription)")
+        let descriptor = Glibc.open(url.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw GitError(function: "open", message: "cannot read \(url.path): \(String(cString: strerror(errno)))")
         }
-        defer { try? handle.close() }
-        let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
-        let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+        defer { Glibc.close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw GitError(function: "fstat", message: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+        }
+        let size = UInt64(max(0, info.st_size))
+        let chunkSize = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        /// Fills the buffer as far as the file goes; 0 at its end.
+        func fill() throws -> Int {
+            var filled = 0
+            while filled < chunkSize {
+                let count = Glibc.read(descriptor, buffer.baseAddress! + filled, chunkSize - filled)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw GitError(function: "read", message: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+                }
+                if count == 0 { break }
+                filled += count
+            }
+            return filled
+        }
         return try withODB { odb in
+            if size <= UInt64(chunkSize) {
+                let count = try fill()
+                if UInt64(count) != size {
+                    throw GitError(function: "git_odb_write", message: "\(url.path) changed size while it was being read")
+                }
+                if count == chunkSize, try fill() > 0 {
+                    throw GitError(function: "git_odb_write", message: "\(url.path) grew while it was being read")
+                }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+                observe(bytes)
+                var oid = git_oid()
+                try check("git_odb_write", git_odb_write(&oid, odb, bytes.baseAddress, count, GIT_OBJECT_BLOB))
+                return (ObjectID(oid), UInt64(count))
+            }
             var stream: UnsafeMutablePointer<git_odb_stream>?
             try check("git_odb_open_wstream", git_odb_open_wstream(&stream, odb, git_object_size_t(size), GIT_OBJECT_BLOB))
             defer { git_odb_stream_free(stream) }
             var written: UInt64 = 0
-            let chunkSize = 1 << 20
             while true {
-                let chunk = try handle.read(upToCount: chunkSize) ?? Data()
-                if chunk.isEmpty { break }
-                written += UInt64(chunk.count)
+                let count = try fill()
+                if count == 0 { break }
+                written += UInt64(count)
                 if written > size {
                     throw GitError(function: "git_odb_stream_write", message: "\(url.path) grew while it was being read")
                 }
-                try chunk.withUnsafeBytes { raw in
-                    observe(raw)
-                    let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-                    try check("git_odb_stream_write", git_odb_stream_write(stream, base, raw.count))
-                }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+                observe(bytes)
+                try check("git_odb_stream_write", git_odb_stream_write(stream, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), count))
             }
             if written != size {
                 throw GitError(function: "git_odb_stream_finalize_write", message: "\(url.path) changed size while it was being read")
@@ -289,18 +327,92 @@ extension Repository {
     // MARK: Fetch
 
     /// Fetches `refspecs` from `url` (a path, `file://` URL or any transport libgit2 supports).
-    public func fetch(from url: String, refspecs: [String]) throws {
+    /// `progress` sees the objects received so far and the total the remote announced.
+    public func fetch(from url: String, refspecs: [String], progress: ((_ received: Int, _ total: Int) -> Void)? = nil) throws {
         var remote: OpaquePointer?
         try check("git_remote_create_anonymous", git_remote_create_anonymous(&remote, pointer, url))
         defer { git_remote_free(remote) }
         var options = git_fetch_options()
         try check("git_fetch_options_init", provenance_git_fetch_options_init(&options))
         options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        let box = progress.map { FetchProgress($0) }
+        if let box {
+            options.callbacks.payload = Unmanaged.passUnretained(box).toOpaque()
+            options.callbacks.transfer_progress = { stats, payload in
+                guard let stats, let payload else { return 0 }
+                let box = Unmanaged<FetchProgress>.fromOpaque(payload).takeUnretainedValue()
+                box.report(Int(stats.pointee.received_objects), Int(stats.pointee.total_objects))
+                return 0
+            }
+        }
+        defer { withExtendedLifetime(box) {} }
         var cStrings = refspecs.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         try cStrings.withUnsafeMutableBufferPointer { buffer in
             var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
             try check("git_remote_fetch", git_remote_fetch(remote, &array, &options, "provenance fetch"))
         }
+    }
+}
+
+/// Carries a fetch's progress closure through libgit2's C callback.
+private final class FetchProgress {
+    let report: (Int, Int) -> Void
+    init(_ report: @escaping (Int, Int) -> Void) { self.report = report }
+}
+
+extension Repository {
+    /// The object database folder (shared by linked worktrees).
+    var objectsDirectory: URL {
+        let common = git_repository_commondir(pointer).map { String(cString: $0) } ?? path.path
+        return URL(fileURLWithPath: common, isDirectory: true).appendingPathComponent("objects", isDirectory: true)
+    }
+
+    /// Copies every object of `source` into this repository as files, the way `git clone` does
+    /// for a local path: packs and loose objects are hard-linked where the file system allows
+    /// (they are immutable) and copied otherwise, with no pack to build and no delta search.
+    ///
+    /// - Returns: false, having copied nothing, when `source` borrows objects from elsewhere
+    ///   (alternates) or is shallow; the caller then fetches instead.
+    public func copyObjects(from source: Repository) throws -> Bool {
+        let from = source.objectsDirectory
+        let manager = FileManager.default
+        if git_repository_is_shallow(source.pointer) == 1 { return false }
+        if manager.fileExists(atPath: from.appendingPathComponent("info/alternates").path) { return false }
+        let to = objectsDirectory
+        func place(_ file: URL, at destination: URL) throws {
+            if manager.fileExists(atPath: destination.path) { return }
+            try manager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            // Written under a temporary name, then renamed: a reader never sees half a file.
+            let temporary = destination.deletingLastPathComponent().appendingPathComponent(".tmp-\(destination.lastPathComponent)")
+            try? manager.removeItem(at: temporary)
+            if link(file.path, temporary.path) != 0 {
+                try manager.copyItem(at: file, to: temporary)
+            }
+            if rename(temporary.path, destination.path) != 0 {
+                throw GitError(function: "rename", message: "cannot place \(destination.path): \(String(cString: strerror(errno)))")
+            }
+        }
+        // Packs: each .pack before its .idx, since the index is what makes a pack visible.
+        let packs = from.appendingPathComponent("pack")
+        let names = (try? manager.contentsOfDirectory(atPath: packs.path)) ?? []
+        for name in names.sorted() where name.hasSuffix(".pack") {
+            let index = String(name.dropLast(".pack".count)) + ".idx"
+            guard names.contains(index) else { continue }
+            try place(packs.appendingPathComponent(name), at: to.appendingPathComponent("pack/\(name)"))
+            try place(packs.appendingPathComponent(index), at: to.appendingPathComponent("pack/\(index)"))
+        }
+        // Loose objects: objects/XX/YYYY....
+        for folder in (try? manager.contentsOfDirectory(atPath: from.path)) ?? [] where folder.utf8.count == 2 && folder.allSatisfy(\.isHexDigit) {
+            for object in (try? manager.contentsOfDirectory(atPath: from.appendingPathComponent(folder).path)) ?? []
+            where object.utf8.count == 38 && object.allSatisfy(\.isHexDigit) {
+                try place(from.appendingPathComponent("\(folder)/\(object)"), at: to.appendingPathComponent("\(folder)/\(object)"))
+            }
+        }
+        var odb: OpaquePointer?
+        try check("git_repository_odb", git_repository_odb(&odb, pointer))
+        defer { git_odb_free(odb) }
+        try check("git_odb_refresh", git_odb_refresh(odb))
+        return true
     }
 }

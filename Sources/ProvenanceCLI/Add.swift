@@ -19,6 +19,7 @@ extension Provenance {
 
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
+        @OptionGroup var progress: ProgressOptions
 
         @Argument(help: "The dataset: 1-64 characters a-z 0-9 . _ -.")
         var dataset: String
@@ -61,8 +62,10 @@ extension Provenance {
         func run() throws {
             let store = try storeOptions.open()
             if let source {
-                let result = try store.importCommit(dataset: dataset, source: source, revision: rev, force: force,
-                                                    workingDirectory: storeOptions.workingDirectory)
+                let result = try progress.run {
+                    try store.importCommit(dataset: dataset, source: source, revision: rev, force: force,
+                                           workingDirectory: storeOptions.workingDirectory)
+                }
                 if output.json { return try Output.json(result) }
                 if !result.changed {
                     print("\(dataset) is already at \(result.commit)")
@@ -72,8 +75,10 @@ extension Provenance {
                 print(result.commit)
             } else {
                 let identity = try Identity(parsing: contributor ?? "")
-                let result = try store.add(dataset: dataset, paths: paths, workingDirectory: storeOptions.workingDirectory,
-                                           destination: destination, contributor: identity, message: message)
+                let result = try progress.run {
+                    try store.add(dataset: dataset, paths: paths, workingDirectory: storeOptions.workingDirectory,
+                                  destination: destination, contributor: identity, message: message)
+                }
                 if output.json { return try Output.json(result) }
                 print(result.commit)
             }

@@ -40,6 +40,7 @@ extension Provenance {
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var pluginOptions: PluginOptions
+        @OptionGroup var progress: ProgressOptions
 
         @Argument(help: "MODEL@VERSION.")
         var reference: String
@@ -58,8 +59,10 @@ extension Provenance {
                 if spec == nil { spec = try store.activePlugin(of: version.model) }
                 spec?.options["unit"] = unit
             }
-            let result = try await store.attribute(version, override: spec,
-                                                   resolver: pluginOptions.registry)
+            let registry = pluginOptions.registry
+            let result = try await progress.run {
+                try await store.attribute(version, override: spec, resolver: registry)
+            }
             if output.json { return try Output.json(result) }
             print("\(result.model)@\(result.version) under \(result.plugin)\(result.baseSharePPB > 0 ? " (\(LineageRenderer.percent(result.baseSharePPB)) to \(result.base ?? "base"))" : "")")
             Output.table(["CONTRIBUTOR", "ID", "PPB", "SHARE", "RAW"], result.weights.map {

@@ -130,12 +130,19 @@ extension Provenance {
         var format: Format = .tree
 
         @OptionGroup var pluginOptions: PluginOptions
+        @OptionGroup var progress: ProgressOptions
 
         func run() async throws {
             let store = try storeOptions.open()
             let reference = try Names.parseModelVersion(self.reference)
-            let attribution = try await store.attribute(reference, resolver: pluginOptions.registry)
-            let lineage = try store.lineage(of: reference, attribution: attribution)
+            let registry = pluginOptions.registry
+            let lineage = try await progress.run {
+                // The two stages; a plugin's own work (a cold blame) reports inside the first.
+                ProgressReport.report("Tracing \(reference): attribution", done: 0, total: 2, unit: "stages")
+                let attribution = try await store.attribute(reference, resolver: registry)
+                ProgressReport.report("Tracing \(reference): lineage", done: 1, total: 2, unit: "stages")
+                return try store.lineage(of: reference, attribution: attribution)
+            }
             switch format {
             case .tree:
                 FileHandle.standardOutput.write(LineageRenderer.treeBytes(lineage))

@@ -116,6 +116,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
         registerSettlementMigration(&migrator)
         registerTokenMigration(&migrator)
         registerNetSettlementMigration(&migrator)
+        registerAuthorshipEngineMigration(&migrator)
         return migrator
     }
 

@@ -135,32 +135,11 @@ extension Store {
         var added: [Manifest.Entry] = []
         var digests: [BlobDigest] = []
         var addedBytes: UInt64 = 0
-        for file in files {
-            let id: ObjectID
-            let size: UInt64
-            let sha256: String
-            let mode: FileMode
-            switch file.kind {
-            case .regular(let executable):
-                var hasher = StreamingSHA256()
-                do {
-                    (id, size) = try repository.writeBlob(fromFile: file.source) { hasher.update($0) }
-                } catch let error as GitError {
-                    throw ProvenanceError(.git, "cannot store '\(file.treePath)': \(error.message)")
-                }
-                sha256 = hasher.finalizeHex()
-                mode = executable ? .executable : .blob
-            case .symlink(let target):
-                let data = Data(target.utf8)
-                id = try repository.writeBlob(data)
-                size = UInt64(data.count)
-                sha256 = SHA256Digest.hex(of: data)
-                mode = .symlink
-            }
-            try editor.setFile(file.treePath, id: id, mode: mode, size: size)
-            added.append(Manifest.Entry(path: file.treePath, size: size, sha256: sha256))
-            digests.append(BlobDigest(blob: id.hex, sha256: sha256, size: size))
-            addedBytes += size
+        for (file, blob) in zip(files, try Self.writeBlobs(files, into: repository, dataset: dataset)) {
+            try editor.setFile(file.treePath, id: blob.id, mode: blob.mode, size: blob.size)
+            added.append(Manifest.Entry(path: file.treePath, size: blob.size, sha256: blob.sha256))
+            digests.append(BlobDigest(blob: blob.id.hex, sha256: blob.sha256, size: blob.size))
+            addedBytes += blob.size
         }
         let tree = try editor.write()
         if let parentTree, tree == parentTree {
@@ -204,6 +183,61 @@ extension Store {
                          manifestSHA256: registration.record.manifestSHA256)
     }
 
+    struct WrittenBlob {
+        var id: ObjectID
+        var size: UInt64
+        var sha256: String
+        var mode: FileMode
+    }
+
+    /// Writes every file as a loose blob while hashing it with SHA-256 in the same pass. Many
+    /// files are spread over all cores, each worker with its own libgit2 handle (libgit2 wants
+    /// one per thread; loose objects are written to temporary files and renamed, so workers
+    /// never see each other's halves). Results come back in the order of `files`.
+    static func writeBlobs(_ files: [DatasetFile], into repository: Repository, dataset: String) throws -> [WrittenBlob] {
+        let workers = files.count >= 64 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
+        // Workers run outside the task, where the task-local progress sink is not visible.
+        let shared = BlobWriteState(count: files.count, task: "Adding to \(dataset)", sink: ProgressReport.sink)
+        let total = files.count
+        @Sendable func write(_ file: DatasetFile, in repository: Repository) throws -> WrittenBlob {
+            switch file.kind {
+            case .regular(let executable):
+                var hasher = StreamingSHA256()
+                let id: ObjectID
+                let size: UInt64
+                do {
+                    (id, size) = try repository.writeBlob(fromFile: file.source) { hasher.update($0) }
+                } catch let error as GitError {
+                    throw ProvenanceError(.git, "cannot store '\(file.treePath)': \(error.message)")
+                }
+                return WrittenBlob(id: id, size: size, sha256: hasher.finalizeHex(), mode: executable ? .executable : .blob)
+            case .symlink(let target):
+                let data = Data(target.utf8)
+                return WrittenBlob(id: try repository.writeBlob(data), size: UInt64(data.count), sha256: SHA256Digest.hex(of: data), mode: .symlink)
+            }
+        }
+        @Sendable func run(worker: Int, repository: Repository) {
+            var index = worker
+            while index < total && !shared.failed {
+                do {
+                    shared.store(try write(files[index], in: repository), at: index)
+                } catch {
+                    shared.fail(error)
+                }
+                index += workers
+            }
+        }
+        if workers == 1 {
+            run(worker: 0, repository: repository)
+        } else {
+            let path = repository.path
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                do { run(worker: worker, repository: try Repository.open(at: path)) } catch { shared.fail(error) }
+            }
+        }
+        return try shared.results(dataset: dataset)
+    }
+
     // MARK: Importing history
 
     /// Fetches commit `revision` (default: the source's HEAD) of the git repository at `source`
@@ -219,11 +253,18 @@ extension Store {
             let quarantineURL = try makeTemporaryDirectory(prefix: "import")
             defer { try? FileManager.default.removeItem(at: quarantineURL) }
             let quarantine = try Repository.createBare(at: quarantineURL)
-            do {
-                try quarantine.fetch(from: url, refspecs: ["+refs/heads/*:refs/source/heads/*", "+refs/tags/*:refs/source/tags/*", "+HEAD:refs/source/HEAD"])
+            // A local repository's objects are copied as files (packs as they are), as `git clone`
+            // does for a path; anything else goes through a libgit2 fetch.
+            if url.hasPrefix("/"), try Self.copyLocalRepository(url, into: quarantine) {
+                // copied
+            } else { do {
+                try quarantine.fetch(from: url, refspecs: ["+refs/heads/*:refs/source/heads/*", "+refs/tags/*:refs/source/tags/*", "+HEAD:refs/source/HEAD"],
+                                     progress: ProgressReport.isActive ? { received, total in
+                                         ProgressReport.report("Fetching \(source)", done: received, total: total, unit: "objects")
+                                     } : nil)
             } catch let error as GitError {
                 throw ProvenanceError.invalid("cannot fetch from '\(source)': \(error.message)")
-            }
+            } }
             let target = try Self.resolveImported(revision, in: quarantine, source: source)
 
             let (record, repository, created) = try openDatasetForWriting(dataset)
@@ -244,16 +285,26 @@ extension Store {
                 }
                 try quarantine.updateReference("refs/import", to: target, expecting: nil, message: "import")
                 do {
-                    try repository.fetch(from: quarantineURL.path, refspecs: ["+refs/import:refs/provenance/incoming"])
+                    // Into a new dataset every object is copied whole; into one with history, only
+                    // what it lacks is fetched (the quarantine holds the source's whole history).
+                    if previous == nil, try repository.copyObjects(from: quarantine) {
+                        // copied
+                    } else {
+                    try repository.fetch(from: quarantineURL.path, refspecs: ["+refs/import:refs/provenance/incoming"],
+                                         progress: ProgressReport.isActive ? { received, total in
+                                             ProgressReport.report("Copying into \(dataset)", done: received, total: total, unit: "objects")
+                                         } : nil)
+                    }
                 } catch let error as GitError {
                     throw ProvenanceError(.git, "cannot copy the imported commits into dataset '\(dataset)': \(error.message)")
                 }
                 defer { try? repository.deleteReference("refs/provenance/incoming") }
                 CrashPoint.afterObjectsWritten.hit()
 
-                let newCommits = try repository.history(from: [target], hiding: previous.map { [$0] } ?? []).count
                 let (manifest, digests) = try manifest(of: target, in: repository, dataset: dataset)
                 let (contributors, historyCommits) = try Self.contributorSummaries(repository: repository, commit: target)
+                // One walk of the whole history is enough: without a previous head, it is all new.
+                let newCommits = try previous.map { try repository.history(from: [target], hiding: [$0]).count } ?? historyCommits
                 let registration = CommitRegistration(
                     record: RegisteredCommit(dataset: dataset, commit: target.hex, previousHead: previous?.hex, kind: .import,
                                              files: manifest.files.count, bytes: manifest.totalBytes,
@@ -271,6 +322,27 @@ extension Store {
                 throw error
             }
         }
+    }
+
+    /// Copies the objects of the local repository at `path` into `quarantine` and mirrors its
+    /// branches, tags and HEAD under `refs/source/`, as a fetch with the import's refspecs would.
+    /// Returns false (nothing copied) when the repository cannot be copied as files.
+    static func copyLocalRepository(_ path: String, into quarantine: Repository) throws -> Bool {
+        guard let source = try? Repository.open(at: URL(fileURLWithPath: path)) else { return false }
+        ProgressReport.report("Copying objects from \(path)", done: 0, total: 1, unit: "repositories")
+        guard try quarantine.copyObjects(from: source) else { return false }
+        for (pattern, prefix) in [("refs/heads/*", "refs/source/heads/"), ("refs/tags/*", "refs/source/tags/")] {
+            for name in try source.referenceNames(matching: pattern) {
+                guard let target = try source.referenceTarget(name) else { continue }
+                let local = prefix + name.dropFirst(pattern.count - 1)
+                try quarantine.updateReference(local, to: target, expecting: nil, message: "import")
+            }
+        }
+        if let head = try source.head() {
+            try quarantine.updateReference("refs/source/HEAD", to: head, expecting: nil, message: "import")
+        }
+        ProgressReport.report("Copying objects from \(path)", done: 1, total: 1, unit: "repositories")
+        return true
     }
 
     /// A local path becomes an absolute path that must be a git repository; URLs pass through.
@@ -420,6 +492,7 @@ extension Store {
         var count = 0
         try repository.walkHistory(from: [commit]) { id in
             count += 1
+            if count % 256 == 0 { ProgressReport.report("Reading contributors", done: count, unit: "commits") }
             let author = try repository.commit(id).author
             let (name, email) = mailmap.resolve(name: author.name, email: author.email)
             let key = email.lowercased()
@@ -529,5 +602,47 @@ extension Store {
             throw ProvenanceError.notFound("\(reference) (\(resolved.commit.prefix(7))) is not a registered commit, so it has no manifest")
         }
         return (resolved.commit, data)
+    }
+}
+
+/// What the blob-writing workers share: one slot per file, the first error, the count done.
+private final class BlobWriteState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Store.WrittenBlob?]
+    private var error: (any Error)?
+    private var done = 0
+
+    private let sink: (@Sendable (ProgressEvent) -> Void)?
+
+    private let task: String
+
+    init(count: Int, task: String, sink: (@Sendable (ProgressEvent) -> Void)?) {
+        slots = Array(repeating: nil, count: count)
+        self.task = task
+        self.sink = sink
+    }
+
+    var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
+
+    func store(_ blob: Store.WrittenBlob, at index: Int) {
+        lock.lock()
+        slots[index] = blob
+        done += 1
+        let count = done
+        lock.unlock()
+        if count % 64 == 0 || count == slots.count {
+            sink?(ProgressEvent(task: task, done: count, total: slots.count, unit: "files"))
+        }
+    }
+
+    func fail(_ error: any Error) {
+        lock.lock()
+        if self.error == nil { self.error = error }
+        lock.unlock()
+    }
+
+    func results(dataset: String) throws -> [Store.WrittenBlob] {
+        if let error { throw error }
+        return slots.map { $0! }
     }
 }

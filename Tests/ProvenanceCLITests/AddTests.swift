@@ -87,6 +87,39 @@ import Testing
         #expect(oracle.output.hasPrefix(added.manifest_sha256 + " "))
     }
 
+    /// Enough files that the blobs are written by several workers at once: every blob, mode
+    /// and manifest digest must still be exactly what git and sha256sum compute, in order.
+    @Test func manyFilesWrittenInParallelAgreeWithGit() throws {
+        let cli = try CLIHarness()
+        for index in 0..<300 {
+            try cli.write("many/dir\(index % 7)/file\(index).txt", String(repeating: "line \(index)\n", count: index % 13 + 1))
+        }
+        try cli.write("many/empty.txt", "")
+        let script = try cli.write("many/run.sh", "#!/bin/sh\necho hi\n")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let added = try cli.json(AddTests.AddJSON.self, "add", "set", "many", "--contributor", "A <a@example.org>")
+        #expect(added.files == 302)
+        let repo = cli.datasetRepository("set")
+        try git(["fsck", "--strict"], in: repo)
+        let tree = try git(["ls-tree", "-r", "HEAD"], in: repo).lines
+        #expect(tree.count == 302)
+        for row in tree {
+            let fields = row.split(separator: "\t", maxSplits: 1)
+            let meta = fields[0].split(separator: " ")
+            let path = String(fields[1])
+            let expected = try git(["hash-object", cli.work.appendingPathComponent(path).path], in: cli.work).output
+            #expect(String(meta[2]) == expected, "\(path)")
+            #expect(String(meta[0]) == (path == "many/run.sh" ? "100755" : "100644"), "\(path)")
+        }
+        struct ManifestJSON: Decodable { var files: [Entry]; struct Entry: Decodable { var path: String; var sha256: String } }
+        let manifest = try JSONDecoder().decode(ManifestJSON.self, from: Data(try cli.must("manifest", "set").output.utf8))
+        #expect(manifest.files.count == 302)
+        for entry in manifest.files where entry.path.hasSuffix("7.txt") || entry.path == "many/run.sh" {
+            let oracle = try runProcess("/usr/bin/sha256sum", [cli.work.appendingPathComponent(entry.path).path])
+            #expect(oracle.output.hasPrefix(entry.sha256 + " "), "\(entry.path)")
+        }
+    }
+
     @Test func toPlacesFilesAndModesAndSymlinksAreKept() throws {
         let cli = try CLIHarness()
         let script = try cli.write("tools/run.sh", "#!/bin/sh\necho hi\n")

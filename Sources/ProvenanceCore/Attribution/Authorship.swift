@@ -29,18 +29,29 @@ public struct FileAuthorship: Sendable, Equatable {
 public protocol AuthorshipCache: Sendable {
     func authorship(dataset: String, commit: String) throws -> [FileAuthorship]?
     func storeAuthorship(_ files: [FileAuthorship], dataset: String, commit: String) throws
+    /// Every commit of `dataset` whose authorship is cached, so a walk of its history knows
+    /// where it may stop without asking commit by commit.
+    func authorshipCommits(dataset: String) throws -> Set<String>
+}
+
+extension AuthorshipCache {
+    /// Without a list, no ancestor's results are reused (only the commit's own).
+    public func authorshipCommits(dataset: String) throws -> Set<String> { [] }
 }
 
 /// Computes which contributor authored each byte of a dataset commit.
 ///
-/// Text files are blamed line by line (a line's bytes include its newline); a binary file
-/// (a NUL byte in its first 8,000 bytes, git's own test) goes whole to the last author who
-/// changed it and counts no lines. Symbolic links count like binary files; submodules not at
-/// all. Authors are mapped through the commit's `.mailmap` to contributor ids.
+/// Text files are blamed line by line as `git blame` does by default (`HistoryBlame`: renames
+/// followed, merges passed to every parent that has a line); a line's bytes include its
+/// newline. A binary file (a NUL byte in its first 8,000 bytes, git's own test) or a symbolic
+/// link goes whole to the last commit that changed its content, following renames as blame
+/// does, and counts no lines. Submodules count not at all. Authors are mapped through the
+/// commit's `.mailmap` to contributor ids.
 public struct DatasetAuthorship {
     let repository: Repository
     let commit: ObjectID
     let mailmap: Mailmap
+    let mailmapBlob: ObjectID?
     private var authorCache: [ObjectID: String] = [:]
 
     public init(repository: URL, commit: String) throws {
@@ -48,6 +59,7 @@ public struct DatasetAuthorship {
         guard let id = ObjectID(hex: commit) else { throw ProvenanceError.invalid("'\(commit)' is not a commit id") }
         self.commit = id
         self.mailmap = try Store.mailmap(at: id, in: self.repository)
+        self.mailmapBlob = try self.repository.blob(atPath: ".mailmap", inCommit: id)
     }
 
     /// The contributor id of `commit`'s author.
@@ -59,62 +71,80 @@ public struct DatasetAuthorship {
         return id
     }
 
-    /// Every file's authorship, reusing `cache` for this commit, or for unchanged files of its
-    /// single parent when the parent is cached (blame of an unchanged file is the parent's).
+    /// Every file's authorship, from `cache` when this commit is cached. Otherwise one walk of
+    /// the history blames every file, and stops early for each file that reaches a cached
+    /// commit unchanged, as long as that commit's `.mailmap` is this one's (cached amounts
+    /// are keyed by contributor ids, which the mailmap decides).
     public mutating func files(dataset: String, cache: (any AuthorshipCache)?) throws -> [FileAuthorship] {
         if let cached = try cache?.authorship(dataset: dataset, commit: commit.hex) { return cached }
-        let read = try repository.commit(commit)
-        var reusable: [String: FileAuthorship] = [:]
-        if read.parents.count == 1, let parentFiles = try cache?.authorship(dataset: dataset, commit: read.parents[0].hex) {
-            for file in parentFiles { reusable[file.path] = file }
+        let tree = try repository.commit(commit).tree
+        let files = try repository.files(inTree: tree).filter { $0.mode != .submodule }
+        var targets: [BlameTarget] = []
+        targets.reserveCapacity(files.count)
+        for file in files {
+            targets.append(BlameTarget(path: file.path, blob: file.id, mode: file.mode,
+                                       treatment: file.mode == .symlink ? .whole : .wholeIfBinary))
         }
-        var result: [FileAuthorship] = []
-        for file in try repository.files(inTree: read.tree) where file.mode != .submodule {
-            if let previous = reusable[file.path], previous.blob == file.id.hex {
-                result.append(previous)
-            } else {
-                result.append(try authorship(of: file))
+
+        let cachedCommits = try cache?.authorshipCommits(dataset: dataset) ?? []
+        var offered: [ObjectID: [String: FileAuthorship]] = [:]
+        let repository = self.repository
+        let mailmapBlob = self.mailmapBlob
+        let sink = ProgressReport.sink
+        // One walk per core, each over a share of the files (the walks cannot disagree).
+        let workers = targets.count >= 8 ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
+        let result = try HistoryBlame(repository: repository).blame(targets, at: commit, workers: workers, reusable: { candidate in
+            guard let cache, cachedCommits.contains(candidate.hex),
+                  try repository.blob(atPath: ".mailmap", inCommit: candidate) == mailmapBlob,
+                  let rows = try cache.authorship(dataset: dataset, commit: candidate.hex)
+            else { return nil }
+            var byPath: [String: FileAuthorship] = [:]
+            for row in rows { byPath[row.path] = row }
+            offered[candidate] = byPath
+            return byPath.compactMapValues { ObjectID(hex: $0.blob) }
+        }, progress: { walked in
+            // Called from the walks' threads, where the task-local sink is not visible.
+            if walked % 16 == 0, let sink { sink(ProgressEvent(task: "Blaming \(dataset)", done: walked, total: nil, unit: "commits walked")) }
+        })
+
+        var authors: [String] = []
+        for commit in result.commits { authors.append(try contributor(of: commit)) }
+        var output: [FileAuthorship] = []
+        output.reserveCapacity(files.count)
+        for (index, file) in files.enumerated() {
+            switch result.files[index] {
+            case .reused(let ancestor, let path):
+                var row = offered[ancestor]![path]!
+                row.path = file.path
+                output.append(row)
+            case .spans(let spans):
+                var amounts: [String: FileAuthorship.Amount] = [:]
+                for span in spans {
+                    amounts[authors[span.commit], default: .init(bytes: 0, lines: 0)].bytes += span.bytes
+                    amounts[authors[span.commit], default: .init(bytes: 0, lines: 0)].lines += UInt64(span.lines)
+                }
+                output.append(FileAuthorship(path: file.path, blob: file.id.hex, amounts: amounts))
             }
         }
-        try cache?.storeAuthorship(result, dataset: dataset, commit: commit.hex)
-        return result
-    }
-
-    mutating func authorship(of file: TreeFile) throws -> FileAuthorship {
-        let content = try repository.readBlob(file.id)
-        if file.mode == .symlink || Self.isBinary(content) {
-            let last = try repository.lastCommitChanging(path: file.path, from: commit)
-            return FileAuthorship(path: file.path, blob: file.id.hex,
-                                  amounts: [try contributor(of: last): .init(bytes: UInt64(content.count), lines: 0)])
-        }
-        var amounts: [String: FileAuthorship.Amount] = [:]
-        let authors = try lineAuthors(path: file.path, content: content)
-        let lengths = Self.lineLengths(content)
-        for (index, author) in authors.enumerated() {
-            amounts[author, default: .init(bytes: 0, lines: 0)].bytes += UInt64(lengths[index])
-            amounts[author, default: .init(bytes: 0, lines: 0)].lines += 1
-        }
-        return FileAuthorship(path: file.path, blob: file.id.hex, amounts: amounts)
+        try cache?.storeAuthorship(output, dataset: dataset, commit: commit.hex)
+        return output
     }
 
     /// The contributor id of each line of `path` (0-based), as git blame assigns them.
     public mutating func lineAuthors(path: String) throws -> [String] {
-        guard let blob = try repository.blob(atPath: path, inCommit: commit) else {
+        let tree = try repository.commit(commit).tree
+        guard let file = try repository.files(inTree: tree).first(where: { $0.path == path }), file.mode != .submodule else {
             throw ProvenanceError.notFound("no file '\(path)' at \(commit.short)")
         }
-        return try lineAuthors(path: path, content: try repository.readBlob(blob))
-    }
-
-    private mutating func lineAuthors(path: String, content: Data) throws -> [String] {
-        let lineCount = Self.lineLengths(content).count
+        let result = try HistoryBlame(repository: repository).blame(
+            [BlameTarget(path: path, blob: file.id, mode: file.mode, treatment: .lines)], at: commit, progress: { walked in
+                if walked % 16 == 0 { ProgressReport.report("Blaming \(path)", done: walked, unit: "commits") }
+            })
+        guard case .spans(let spans) = result.files[0] else { return [] }
         var authors: [String] = []
-        authors.reserveCapacity(lineCount)
-        for hunk in try repository.blame(path: path, at: commit) {
-            let id = try contributor(of: hunk.commit)
-            authors.append(contentsOf: repeatElement(id, count: hunk.lineCount))
-        }
-        guard authors.count == lineCount else {
-            throw ProvenanceError(.git, "blame of '\(path)' at \(commit.short) covers \(authors.count) lines, the file has \(lineCount)")
+        for span in spans {
+            let id = try contributor(of: result.commits[span.commit])
+            authors.append(contentsOf: repeatElement(id, count: span.lines))
         }
         return authors
     }
@@ -122,19 +152,5 @@ public struct DatasetAuthorship {
     /// git's test for binary content: a NUL byte in the first 8,000 bytes.
     public static func isBinary(_ content: Data) -> Bool {
         content.prefix(8000).contains(0)
-    }
-
-    /// The length of each line, newline included; a last line without one counts as it is.
-    static func lineLengths(_ content: Data) -> [Int] {
-        var lengths: [Int] = []
-        var start = 0
-        content.withUnsafeBytes { raw in
-            for (index, byte) in raw.enumerated() where byte == 0x0A {
-                lengths.append(index + 1 - start)
-                start = index + 1
-            }
-        }
-        if start < content.count { lengths.append(content.count - start) }
-        return lengths
     }
 }
