@@ -217,9 +217,11 @@ extension Provenance {
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var pluginOptions: PluginOptions
+        @OptionGroup var progress: ProgressOptions
 
         func run() async throws {
-            let report = try await storeOptions.open().settlePending(resolver: pluginOptions.registry)
+            let store = try storeOptions.open()
+            let report = try await progress.run { try await store.settlePending(resolver: pluginOptions.registry) }
             if output.json { return try Output.json(report) }
             if report.settled == 0 { return print("nothing to settle") }
             print("settled \(report.settled) call(s) as \(report.batch!): invoices \(report.invoices.first!)-\(report.invoices.last!), ledger size \(report.treeSize)")

@@ -71,7 +71,7 @@ extension RegistryAPI {
             throw RegistryError(.conflict, code: "idempotency_conflict", error.message)
         }
         var response = JSONResponse.make(movement.transfer, status: movement.replayed ? .ok : .created)
-        if key != nil { response.headers[.idempotencyReplayed] = movement.replayed ? "true" : "false" }
+        response.headers[.idempotencyReplayed] = movement.replayed ? "true" : "false"
         return response
     }
 

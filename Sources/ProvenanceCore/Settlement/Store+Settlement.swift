@@ -407,7 +407,8 @@ extension Store {
             var nodes: [String: NodeRecord] = [:]
             var invoices: [Int] = []
             invoices.reserveCapacity(pending.count)
-            for call in pending where stillPending.contains(call.record.idempotencyKey) {
+            for (position, call) in pending.enumerated() where stillPending.contains(call.record.idempotencyKey) {
+                if position % 1024 == 0 { ProgressReport.report("Settling", done: position, total: pending.count, unit: "calls") }
                 guard let terms = termsByVersion["\(call.record.model)@\(call.record.version)|\(call.price.cacheKey)"] else { continue }
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
@@ -415,7 +416,10 @@ extension Store {
                                                 digest: SHA256Digest.hex(of: call.recordBytes), signatureBytes: call.signatureBytes, node: node,
                                                 terms: terms, from: Accounts.escrow, mode: .batch))
             }
-            if !invoices.isEmpty { try book.checkpoint(signer) }
+            if !invoices.isEmpty {
+                ProgressReport.report("Writing invoices", done: 0, total: invoices.count, unit: "invoices")
+                try book.checkpoint(signer)
+            }
             try book.commit()
             CrashPoint.insideNetBatch.hit()
             return SettlementReport(batch: book.batchID.map(Self.batchName), settled: invoices.count, invoices: invoices,
