@@ -249,29 +249,26 @@ final class StoreCaches: @unchecked Sendable {
     /// checks them inside its transaction, where a stale one sends the call back to be prepared
     /// again (`SettlementCommitter`); a change made in this process forgets them at once.
     func price(_ model: String, load: () throws -> Price) rethrows -> Price {
-        lock.lock()
-        if let known = prices[model] {
-            lock.unlock()
-            return known
-        }
-        lock.unlock()
-        let loaded = try load()
-        lock.lock()
-        prices[model] = loaded
-        lock.unlock()
-        return loaded
+        try remembered(\.prices, model, load: load)
     }
 
     func plugin(_ model: String, load: () throws -> String) rethrows -> String {
+        try remembered(\.plugins, model, load: load)
+    }
+
+    /// The value under `key` in one of the dictionaries above, loaded (outside the lock) and
+    /// kept when missing.
+    private func remembered<Value>(_ table: ReferenceWritableKeyPath<StoreCaches, [String: Value]>, _ key: String,
+                                   load: () throws -> Value) rethrows -> Value {
         lock.lock()
-        if let known = plugins[model] {
+        if let known = self[keyPath: table][key] {
             lock.unlock()
             return known
         }
         lock.unlock()
         let loaded = try load()
         lock.lock()
-        plugins[model] = loaded
+        self[keyPath: table][key] = loaded
         lock.unlock()
         return loaded
     }

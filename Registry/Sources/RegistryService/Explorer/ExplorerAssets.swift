@@ -105,7 +105,7 @@ enum ExplorerAssets {
     .steps li[data-status="fail"] .mark::before { content: "\2717"; }
     .steps li[data-status="fail"] .detail { color: var(--bad); }
     .steps li[data-status="skipped"] { opacity: .55; }
-    #verify-result { margin: 8px 0 0; padding: 10px 14px; border-radius: 8px; font-weight: 600; }
+    #verify-result { margin: 8px 0 0; padding: 10px 14px; border-radius: 8px; font-weight: 600; overflow-wrap: anywhere; }
     #verify-result[data-status="idle"] { display: none; }
     #verify-result[data-status="running"] { background: var(--accent-soft); color: var(--accent); }
     #verify-result[data-status="pass"] { background: var(--ok-soft); color: var(--ok); }

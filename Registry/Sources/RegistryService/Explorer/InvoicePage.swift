@@ -28,7 +28,9 @@ enum InvoicePage {
     }
 
     static func render(_ entry: InvoiceEntry, checkpoint: CheckpointInfo?) throws -> Response {
-        let invoice = try JSONValue.parse(entry.bytes)
+        // The whole invoice: a format-2 invoice's lineage and rates written out from the terms
+        // block its leaf names (the verification below still hashes the exact stored bytes).
+        let invoice = try JSONValue.parse(entry.invoice.expanded.encoded())
         let index = entry.index
         let parties = invoice["parties"]?.objectValue ?? [:]
         let model = parties["model"]?.stringValue ?? ""
