@@ -109,7 +109,7 @@ for who in ada@example.org grace@example.org alan@example.org alonzo@example.org
            lab@example.org tuner@example.org node:gpu-1 router@example.org platform alice@example.org; do
   printf '  %-22s %s\n' "$who" "$("$provenance" account balance "$who" 2>/dev/null || echo 0)"
 done
-run account statement grace@example.org
+run account statement grace@example.org --invoices   # one line per batch; --invoices lists the invoices it sums
 run ledger checkpoint
 run ledger proof 5
 run verify
