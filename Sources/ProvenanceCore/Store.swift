@@ -292,6 +292,9 @@ final class StoreCaches: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Live bearer tokens recently read, by their secret's SHA-256.
+    let tokens = RecentTokens()
+
     /// Batch signatures this process has verified.
     let verifiedBatches = VerifiedBatchSignatures()
 
@@ -329,5 +332,41 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
         verified.insert(memo)
         lock.unlock()
         return true
+    }
+}
+
+/// Bearer tokens authenticated in the last `Store.authenticationCacheSeconds`.
+final class RecentTokens: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (token: AccessToken, readAt: UInt64)] = [:]
+    private var forgotten: UInt64 = 0
+
+    /// Changes whenever a revocation forgets every token: a read that began before it is not kept.
+    var generation: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return forgotten
+    }
+
+    func token(_ hash: String, at now: UInt64) -> AccessToken? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let entry = entries[hash], now &- entry.readAt < Store.authenticationCacheSeconds * 1_000_000_000 else { return nil }
+        return entry.token
+    }
+
+    func remember(_ token: AccessToken, hash: String, at now: UInt64, ifStill generation: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard generation == forgotten else { return }
+        if entries.count >= 10_000 { entries.removeAll(keepingCapacity: true) }
+        entries[hash] = (token, now)
+    }
+
+    func forgetAll() {
+        lock.lock()
+        entries.removeAll()
+        forgotten &+= 1
+        lock.unlock()
     }
 }

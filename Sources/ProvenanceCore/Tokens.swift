@@ -96,11 +96,24 @@ extension Store {
     }
 
     /// The live token whose secret is `secret`; nil for an unknown, malformed or revoked one.
+    ///
+    /// A live token is remembered for up to `authenticationCacheSeconds`, so a busy registry
+    /// does not read the database on every request: a revocation made by this process applies
+    /// at once, one made by another process (`provenance token revoke` beside `serve`) within
+    /// that time.
     public func authenticate(secret: String) throws -> AccessToken? {
         guard secret.hasPrefix(Self.tokenPrefix), secret.utf8.count <= 128 else { return nil }
-        guard let token = try tokenStorage.token(secretSHA256: Self.tokenHash(secret)), !token.isRevoked else { return nil }
+        let hash = Self.tokenHash(secret)
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let known = caches.tokens.token(hash, at: now) { return known }
+        let generation = caches.tokens.generation
+        guard let token = try tokenStorage.token(secretSHA256: hash), !token.isRevoked else { return nil }
+        caches.tokens.remember(token, hash: hash, at: now, ifStill: generation)
         return token
     }
+
+    /// How long a live token is trusted without reading the database again.
+    public static let authenticationCacheSeconds: UInt64 = 1
 
     /// Revokes the token given by its secret or its id; revoking twice is refused.
     public func revokeToken(_ secretOrID: String) throws -> AccessToken {
@@ -111,6 +124,7 @@ extension Store {
             throw ProvenanceError.notFound("no token '\(secretOrID.hasPrefix(Self.tokenPrefix) ? "prov_…" : secretOrID)': `provenance token list` shows the ids")
         }
         let time = Self.now()
+        defer { caches.tokens.forgetAll() }
         guard try tokenStorage.revokeToken(id: token.id, at: time) else {
             throw ProvenanceError.conflict("token \(token.id) is already revoked")
         }

@@ -159,4 +159,22 @@ import Testing
         }
         #expect(throws: ProvenanceError.self) { try fixture.store.revokeToken(issued.secret) }
     }
+
+    /// The registry remembers a live token for a second: a revocation by this process applies
+    /// at once, one by another process (its own Store) within that second.
+    @Test func aRevocationElsewhereAppliesWithinTheCacheTime() async throws {
+        let fixture = try RegistryFixture()
+        let issued = try fixture.store.createToken(role: .caller, subject: "carol")
+        #expect(try fixture.store.authenticate(secret: issued.secret)?.subject == "carol")
+        let elsewhere = try Store.open(at: fixture.store.root)
+        _ = try elsewhere.revokeToken(issued.secret)
+        #expect(try elsewhere.authenticate(secret: issued.secret) == nil)
+        try await Task.sleep(for: .milliseconds(Int(Store.authenticationCacheSeconds) * 1000 + 100))
+        #expect(try fixture.store.authenticate(secret: issued.secret) == nil)
+        // In-process revocation forgets at once.
+        let second = try fixture.store.createToken(role: .caller, subject: "dave")
+        #expect(try fixture.store.authenticate(secret: second.secret) != nil)
+        _ = try fixture.store.revokeToken(second.secret)
+        #expect(try fixture.store.authenticate(secret: second.secret) == nil)
+    }
 }
