@@ -92,11 +92,11 @@ extension Store {
 
         // Terms blocks, read from the ledger and checked against their names.
         var termsBlocks: [String: SettlementTerms] = [:]
-        let termsFailure = NSLock()
+        let termsLock = NSLock()
         var termsError: String?
         func terms(_ sha: String) throws -> SettlementTerms? {
-            termsFailure.lock()
-            defer { termsFailure.unlock() }
+            termsLock.lock()
+            defer { termsLock.unlock() }
             if let known = termsBlocks[sha] { return known }
             guard let bytes = try ledger.readLedger({ try $0.terms(sha256: sha) }) else { return nil }
             guard SHA256Digest.hex(of: bytes) == sha else {
