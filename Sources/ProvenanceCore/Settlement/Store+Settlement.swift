@@ -270,10 +270,14 @@ extension Store {
             for index in prepared.indices { try prepared[index].computeFee() }
             do {
                 return try await committer.submit(prepared, to: self)
-            } catch let stale as StaleTerms where attempt < 3 {
-                // A price or plugin changed since the call was prepared: prepare it again.
+            } catch let stale as StaleTerms {
+                // A price or plugin changed since the call was prepared: prepare it again, a few
+                // times; a model whose terms change faster than that is a conflict to retry later.
                 for model in stale.models { caches.forget(model: model) }
                 attempt += 1
+                guard attempt <= 3 else {
+                    throw ProvenanceError.conflict("the price or attribution plugin of \(stale.models.sorted().joined(separator: ", ")) changed while the call was being settled, \(attempt) times; retry the call")
+                }
             }
         }
     }
@@ -390,13 +394,12 @@ extension Store {
     /// account and cause.
     public func settlePending(resolver: any AttributionPluginResolver) async throws -> SettlementReport {
         let pending = try ledger.readLedger { try $0.pendingCalls() }
-        var termsByVersion: [String: SettlementTerms] = [:]
-        for call in pending {
-            let key = "\(call.record.model)@\(call.record.version)|\(call.price.cacheKey)"
-            if termsByVersion[key] == nil {
-                termsByVersion[key] = try await settlementTerms(for: ModelVersionReference(model: call.record.model, version: call.record.version),
-                                                                price: call.price, resolver: resolver)
-            }
+        // Each call settles under the terms of its version and the price it reserved at.
+        let termsKeys = pending.map { "\($0.record.model)@\($0.record.version)|\($0.price.cacheKey)" }
+        var termsByKey: [String: SettlementTerms] = [:]
+        for (call, key) in zip(pending, termsKeys) where termsByKey[key] == nil {
+            termsByKey[key] = try await settlementTerms(for: ModelVersionReference(model: call.record.model, version: call.record.version),
+                                                        price: call.price, resolver: resolver)
         }
         let signer = try noteSigner()
         return try ledger.writeLedger { ledger in
@@ -409,7 +412,7 @@ extension Store {
             invoices.reserveCapacity(pending.count)
             for (position, call) in pending.enumerated() where stillPending.contains(call.record.idempotencyKey) {
                 if position % 1024 == 0 { ProgressReport.report("Settling", done: position, total: pending.count, unit: "calls") }
-                guard let terms = termsByVersion["\(call.record.model)@\(call.record.version)|\(call.price.cacheKey)"] else { continue }
+                guard let terms = termsByKey[termsKeys[position]] else { continue }
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
                 invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes,
