@@ -53,10 +53,16 @@ let package = Package(
         .target(name: "EqualShare", dependencies: ["ProvenanceCore"], path: "Plugins/EqualShare", swiftSettings: swiftSettings),
         .target(name: "DataVolume", dependencies: ["ProvenanceCore"], path: "Plugins/DataVolume", swiftSettings: swiftSettings),
         .target(name: "InfluenceScore", dependencies: ["ProvenanceCore", "GitKit"], path: "Plugins/InfluenceScore", swiftSettings: swiftSettings),
+        .systemLibrary(
+            name: "CDivSufSort",
+            pkgConfig: "libdivsufsort",
+            providers: [.apt(["libdivsufsort-dev"])]
+        ),
+        .target(name: "SpanMatch", dependencies: ["ProvenanceCore", "GitKit", "CDivSufSort", "DataVolume", "EqualShare"], path: "Plugins/SpanMatch", swiftSettings: swiftSettings),
         .target(name: "ExternalPlugins", dependencies: ["ProvenanceCore", "GitKit"], path: "Plugins/ExternalPlugins", swiftSettings: swiftSettings),
         .target(
             name: "AttributionPlugins",
-            dependencies: ["ProvenanceCore", "EqualShare", "DataVolume", "InfluenceScore", "ExternalPlugins"],
+            dependencies: ["ProvenanceCore", "EqualShare", "DataVolume", "InfluenceScore", "ExternalPlugins", "SpanMatch"],
             path: "Plugins/AttributionPlugins",
             swiftSettings: swiftSettings
         ),
@@ -79,6 +85,7 @@ let package = Package(
             dependencies: [
                 "ProvenanceCore",
                 "AttributionPlugins",
+                "SpanMatch",
                 "RegistryService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -115,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AttributionPluginsTests",
-            dependencies: ["AttributionPlugins", "ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
+            dependencies: ["AttributionPlugins", "SpanMatch", "ProvenanceCore", "GitKit", "ProvenanceTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -4,12 +4,13 @@ import DataVolume
 import EqualShare
 import ExternalPlugins
 import InfluenceScore
+import SpanMatch
 
 /// The plugins a store can use: the built-ins, keyed by name, then external executables.
 public struct PluginRegistry: AttributionPluginResolver {
     /// Every built-in strategy, keyed by its name.
     public static let builtIn: [String: AttributionPlugin] = {
-        let plugins = [AttributionPlugin(EqualShare()), AttributionPlugin(DataVolume()), AttributionPlugin(InfluenceScore())]
+        let plugins = [AttributionPlugin(EqualShare()), AttributionPlugin(DataVolume()), AttributionPlugin(InfluenceScore()), AttributionPlugin(SpanMatch())]
         return Dictionary(uniqueKeysWithValues: plugins.map { ($0.name, $0) })
     }()
 

@@ -51,6 +51,11 @@ extension Provenance {
         @Option(help: ArgumentHelp("data-volume's unit: bytes or lines.", valueName: "UNIT"))
         var unit: String?
 
+        @Option(name: .customLong("output-file"),
+                help: ArgumentHelp("A model output (UTF-8 text): attribute it as a call would be, showing the spans it reproduced (span-match).",
+                                   valueName: "FILE"))
+        var outputFile: String?
+
         func run() async throws {
             let store = try storeOptions.open()
             let version = try Names.parseModelVersion(reference)
@@ -59,15 +64,43 @@ extension Provenance {
                 if spec == nil { spec = try store.activePlugin(of: version.model) }
                 spec?.options["unit"] = unit
             }
+            var call: AttributionInput.Call?
+            if let outputFile {
+                let url = URL(fileURLWithPath: outputFile, relativeTo: storeOptions.workingDirectory)
+                guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--output-file '\(outputFile)' does not exist") }
+                guard let text = OutputText.read(url) else {
+                    throw ValidationError("--output-file '\(outputFile)' is not UTF-8 text of at most \(OutputText.maxBytes) bytes")
+                }
+                call = AttributionInput.Call(inputTokens: 0, outputTokens: 0, outputText: text)
+            }
             let registry = pluginOptions.registry
             let result = try await progress.run {
-                try await store.attribute(version, override: spec, resolver: registry)
+                try await store.attribute(version, override: spec, resolver: registry, call: call)
             }
             if output.json { return try Output.json(result) }
             print("\(result.model)@\(result.version) under \(result.plugin)\(result.baseSharePPB > 0 ? " (\(LineageRenderer.percent(result.baseSharePPB)) to \(result.base ?? "base"))" : "")")
+            if let spans = result.spans {
+                if spans.isEmpty {
+                    print("The output reproduces no span of the training data: the version's own weights apply.")
+                } else {
+                    print("\(spans.count) span(s) of the output found verbatim in the training data:")
+                    Output.table(["OUTPUT", "BYTES", "CONTRIBUTOR", "SOURCE", "TEXT"], spans.map { span in
+                        ["\(span.outputOffset)-\(span.outputOffset + span.length)", String(span.length), span.contributor,
+                         "\(span.dataset)@\(span.commit.prefix(7)):\(span.path):\(span.lineStart)\(span.lineEnd > span.lineStart ? "-\(span.lineEnd)" : "")",
+                         Self.excerpt(span.text)]
+                    }, rightAligned: [1])
+                }
+                print("")
+            }
             Output.table(["CONTRIBUTOR", "ID", "PPB", "SHARE", "RAW"], result.weights.map {
                 [$0.contributor, $0.id, String($0.ppb), LineageRenderer.percent($0.ppb), $0.raw.map(Self.format) ?? "-"]
             }, rightAligned: [2, 3, 4])
+        }
+
+        /// The span's text on one line, shortened to 40 characters.
+        static func excerpt(_ text: String) -> String {
+            let flat = text.replacingOccurrences(of: "\n", with: "⏎").replacingOccurrences(of: "\t", with: " ")
+            return flat.count <= 40 ? flat : String(flat.prefix(37)) + "..."
         }
 
         static func format(_ value: Double) -> String {

@@ -2,6 +2,7 @@ import AttributionPlugins
 import ArgumentParser
 import Foundation
 import ProvenanceCore
+import SpanMatch
 
 extension Provenance {
     struct Model: ParsableCommand {
@@ -175,9 +176,12 @@ extension Provenance {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let report = try storeOptions.open().reindex()
+            let store = try storeOptions.open()
+            var report = try store.reindex()
+            // Span indexes are derived from git too: rebuilt for models that use span-match.
+            report.spanIndexes = try SpanMatch.rebuildIndexes(store: store)
             if output.json { return try Output.json(report) }
-            print("Reindexed \(report.datasets) dataset(s) with \(report.registeredCommits) registered commit(s), \(report.models) model(s) with \(report.modelVersions) version(s)")
+            print("Reindexed \(report.datasets) dataset(s) with \(report.registeredCommits) registered commit(s), \(report.models) model(s) with \(report.modelVersions) version(s)\(report.spanIndexes! > 0 ? ", \(report.spanIndexes!) span index(es)" : "")")
         }
     }
 }

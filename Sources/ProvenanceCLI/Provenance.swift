@@ -12,7 +12,7 @@ public struct Provenance: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Add.self, Datasets.self, Contributors.self, Log.self, ManifestCommand.self,
-                      Model.self, Trace.self, ExportAttestation.self, Reindex.self, Plugins.self, Attribute.self,
+                      Model.self, Trace.self, ExportAttestation.self, Reindex.self, Plugins.self, Attribute.self, Index.self,
                       Account.self, Node.self, Call.self, Settle.self, InvoiceCommand.self, LedgerCommand.self, Verify.self,
                       Serve.self, Token.self]
     )

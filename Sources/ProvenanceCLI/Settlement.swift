@@ -195,14 +195,17 @@ extension Provenance {
         func run() async throws {
             let store = try storeOptions.open()
             var outputSHA256: String?
+            var outputText: String?
             if let outputFile {
                 let url = URL(fileURLWithPath: outputFile, relativeTo: storeOptions.workingDirectory)
                 guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--output-file '\(outputFile)' does not exist") }
                 outputSHA256 = try SHA256Digest.hex(ofFileAt: url).sha256
+                // A text output (UTF-8, at most 1 MiB) goes along for a per-call plugin such as span-match.
+                outputText = OutputText.read(url)
             }
             let request = CallRequest(reference: try Names.parseModelVersion(reference), caller: caller, node: node, router: router,
                                       inputTokens: inputTokens, outputTokens: outputTokens, latencyMilliseconds: latencyMs,
-                                      outputSHA256: outputSHA256, idempotencyKey: idempotencyKey)
+                                      outputSHA256: outputSHA256, idempotencyKey: idempotencyKey, outputText: outputText)
             let outcome = try await store.call(request, deferred: deferred, resolver: pluginOptions.registry)
             if output.json { return try Output.json(outcome) }
             switch outcome.status {
@@ -226,5 +229,18 @@ extension Provenance {
             if report.settled == 0 { return print("nothing to settle") }
             print("settled \(report.settled) call(s) as \(report.batch!): invoices \(report.invoices.first!)-\(report.invoices.last!), ledger size \(report.treeSize)")
         }
+    }
+}
+
+/// A call's output file as text, when it is UTF-8 of at most 1 MiB (the bytes round-trip, so
+/// their SHA-256 is the file's).
+enum OutputText {
+    static let maxBytes = 1 << 20
+
+    static func read(_ url: URL) -> String? {
+        guard let data = try? Data(contentsOf: url), data.count <= maxBytes, let text = String(data: data, encoding: .utf8),
+              Data(text.utf8) == data
+        else { return nil }
+        return text
     }
 }

@@ -73,6 +73,13 @@ extension SQLiteRegistryIndex: LedgerStorage {
         }
     }
 
+    /// Per-call attribution: a deferred call keeps its output text until it is settled.
+    static func registerCallOutputMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v7-call-outputs") { db in
+            try db.alter(table: "calls") { t in t.add(column: "output_text", .text) }
+        }
+    }
+
     /// Net settlement: transfers netted per batch, settlement terms stored once, deferred calls
     /// remembering their caller and reserving batch, idempotent deposits and withdrawals.
     static func registerNetSettlementMigration(_ migrator: inout DatabaseMigrator) {
@@ -235,8 +242,9 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func pendingCalls() throws -> [PendingCall] {
-        let rows = try Row.fetchAll(db, sql: "SELECT record, signature, price, fee FROM calls WHERE status = 'pending' ORDER BY created_at, rowid")
-            .map { (record: $0["record"] as Data, signature: $0["signature"] as Data, price: $0["price"] as Data, fee: $0["fee"] as String) }
+        let rows = try Row.fetchAll(db, sql: "SELECT record, signature, price, fee, output_text FROM calls WHERE status = 'pending' ORDER BY created_at, rowid")
+            .map { (record: $0["record"] as Data, signature: $0["signature"] as Data, price: $0["price"] as Data, fee: $0["fee"] as String,
+                    output: $0["output_text"] as String?) }
         // Decoding a batch of ten thousand records is most of reading it: spread it over the cores.
         let decoded = UnsafeMutableBufferPointer<Result<PendingCall, any Error>>.allocate(capacity: rows.count)
         decoded.initialize(repeating: .failure(ProvenanceError(.storage, "not decoded")))
@@ -251,7 +259,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
                     let price = try prices[row.price] ?? Self.decodePrice(row.price)
                     prices[row.price] = price
                     return PendingCall(record: try CallRecord(canonical: try CanonicalValue(parsing: row.record)), signatureBytes: row.signature,
-                                       price: price, fee: try amount(row.fee, "call"), recordBytes: row.record)
+                                       price: price, fee: try amount(row.fee, "call"), recordBytes: row.record, outputText: row.output)
                 }
             }
         }
@@ -390,12 +398,12 @@ struct SQLiteLedgerAccess: LedgerWriter {
 
     func insertPending(_ call: PendingCall, batch: Int64, at time: Int64) throws {
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at)
-            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at, output_text)
+            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         try statement.execute(arguments: [call.record.idempotencyKey, SHA256Digest.hex(of: call.recordBytes), call.recordBytes,
                                           call.signatureBytes, Self.encodePrice(call.price), call.fee.rawString,
-                                          call.record.caller, batch, time])
+                                          call.record.caller, batch, time, call.outputText])
     }
 
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
@@ -403,7 +411,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
         let statement = try db.cachedStatement(sql: """
             INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
             ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice,
-              record = NULL, signature = NULL, price = NULL
+              record = NULL, signature = NULL, price = NULL, output_text = NULL
             """)
         try statement.execute(arguments: [idempotencyKey, digest, invoice, time])
     }

@@ -117,6 +117,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
         registerTokenMigration(&migrator)
         registerNetSettlementMigration(&migrator)
         registerAuthorshipEngineMigration(&migrator)
+        registerCallOutputMigration(&migrator)
         return migrator
     }
 

@@ -254,7 +254,7 @@ extension Store {
     }
 
     /// The chain of base versions below `reference` (itself first), refusing a cycle.
-    func baseChain(from reference: ModelVersionReference) throws -> [ModelVersionReference] {
+    public func baseChain(from reference: ModelVersionReference) throws -> [ModelVersionReference] {
         var chain: [ModelVersionReference] = []
         var next: ModelVersionReference? = reference
         while let current = next {

@@ -7,9 +7,12 @@ public struct ReindexReport: Codable, Sendable, Equatable {
     public var registeredCommits: Int
     public var models: Int
     public var modelVersions: Int
+    /// Span indexes rebuilt (by the CLI, for models that use span-match).
+    public var spanIndexes: Int?
 
     enum CodingKeys: String, CodingKey {
         case datasets, models
+        case spanIndexes = "span_indexes"
         case registeredCommits = "registered_commits"
         case modelVersions = "model_versions"
     }

@@ -35,6 +35,8 @@ public final class Store: Sendable {
     var keysURL: URL { root.appendingPathComponent("keys", isDirectory: true) }
     var temporaryURL: URL { root.appendingPathComponent("tmp", isDirectory: true) }
     /// External attribution plugins private to this store.
+    /// Span indexes of dataset commits (`provenance index build`), named by the commits they cover.
+    public var indexesURL: URL { root.appendingPathComponent("indexes", isDirectory: true) }
     public var pluginsURL: URL { root.appendingPathComponent("plugins", isDirectory: true) }
 
     /// Where dataset `name`'s bare repository lives.

@@ -175,12 +175,26 @@ struct SubmitCallRequest: Decodable {
     var signature: CallSignaturePayload
     /// Reserve the fee now and settle with the next batch (`POST /v1/settlements` or `--settle-every`).
     var deferred: Bool?
+    /// The call's output, for models attributed per call (span-match); its SHA-256 must be
+    /// `record.output_sha256` (422 otherwise).
+    var outputText: String?
+
+    enum CodingKeys: String, CodingKey {
+        case record, signature, deferred
+        case outputText = "output_text"
+    }
 }
 
 struct SubmitCallBatchRequest: Decodable {
     struct Item: Decodable {
         var record: CallRecordPayload
         var signature: CallSignaturePayload
+        var outputText: String?
+
+        enum CodingKeys: String, CodingKey {
+            case record, signature
+            case outputText = "output_text"
+        }
     }
     var calls: [Item]
     var deferred: Bool?

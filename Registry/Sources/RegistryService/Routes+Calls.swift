@@ -17,7 +17,8 @@ extension RegistryAPI {
                 guard key == call.0.idempotencyKey else {
                     throw RegistryError.refused("the Idempotency-Key header '\(key)' differs from record.idempotency_key '\(call.0.idempotencyKey)'")
                 }
-                let outcome = try await submit([call], deferred: body.deferred ?? false)[0]
+                try Self.checkOutput(body.outputText)
+                let outcome = try await submit([call], outputs: [body.outputText], deferred: body.deferred ?? false)[0]
                 var response = JSONResponse.make(outcome, status: outcome.replayed ? .ok : .created)
                 response.headers[.idempotencyReplayed] = outcome.replayed ? "true" : "false"
                 return response
@@ -29,7 +30,9 @@ extension RegistryAPI {
                     throw RegistryError.invalid("a batch holds 1 to 1000 calls, not \(body.calls.count)")
                 }
                 let calls = try body.calls.map { try Self.signedCall($0.record, $0.signature, principal: principal) }
-                let outcomes = try await submit(calls, deferred: body.deferred ?? false)
+                for item in body.calls { try Self.checkOutput(item.outputText) }
+                let outputs = body.calls.map(\.outputText)
+                let outcomes = try await submit(calls, outputs: outputs.contains { $0 != nil } ? outputs : [], deferred: body.deferred ?? false)
                 return JSONResponse.make(ListPayload(key: "outcomes", items: outcomes))
             },
             Endpoint(.post, "/v1/settlements") { _, context in
@@ -42,13 +45,23 @@ extension RegistryAPI {
     }
 
     /// Settles (or reserves) signed calls; an idempotency key reused for another record is 409.
-    func submit(_ calls: [(CallRecord, CallSignature)], deferred: Bool) async throws -> [CallOutcome] {
+    /// The largest output text a call may carry.
+    static let maxOutputBytes = 1 << 20
+
+    static func checkOutput(_ text: String?) throws {
+        guard let text else { return }
+        guard text.utf8.count <= maxOutputBytes else {
+            throw RegistryError.invalid("output_text is \(text.utf8.count) bytes; a call's output may be at most \(maxOutputBytes) bytes")
+        }
+    }
+
+    func submit(_ calls: [(CallRecord, CallSignature)], outputs: [String?] = [], deferred: Bool) async throws -> [CallOutcome] {
         let outcomes: [CallOutcome]
         do {
             // No hop to the store's threads: preparing a call is memory work (its price, node and
             // terms are cached; signatures are CPU), and the transaction runs on the group
             // committer's own thread while this task is suspended. Hopping cost more than the work.
-            outcomes = try await store.submit(calls, deferred: deferred, resolver: resolver)
+            outcomes = try await store.submit(calls, outputs: outputs, deferred: deferred, resolver: resolver)
         } catch let error as ProvenanceError where error.code == .conflict {
             throw RegistryError(.conflict, code: "idempotency_conflict", error.message)
         }

@@ -16,6 +16,12 @@ public protocol AttributionStrategy: Sendable {
     func weights(for input: AttributionInput) async throws -> [ContributorWeight]
 }
 
+/// A strategy whose weights depend on the call: given the call's output text, it returns the
+/// spans that earn (empty: the call pays by the version's weights, `weights(for:)`).
+public protocol CallAttributionStrategy: AttributionStrategy {
+    func spans(for input: AttributionInput, call: AttributionInput.Call) async throws -> [AttributedSpan]
+}
+
 extension AttributionStrategy {
     public static var version: String { "1" }
     public static var options: [String: String] { [:] }
@@ -85,6 +91,8 @@ public struct AttributionInput: Sendable {
     public var options: [String: String]
     /// The index's cache of per-file authorship, so repeated attributions are cheap.
     public var authorshipCache: (any AuthorshipCache)?
+    /// The store's folder of span indexes (`indexes/`), for plugins that search the text.
+    public var indexes: URL?
 
     /// Every contributor of every dataset commit, one entry per id.
     public var contributors: [ContributorSummary] {

@@ -130,6 +130,40 @@ public struct DatasetAuthorship {
         return output
     }
 
+    /// Consecutive lines of a file that one contributor wrote, as git blame assigns them, with
+    /// the author time of the commit that last changed them.
+    public struct LineRun: Sendable, Equatable {
+        /// 0-based first line.
+        public var start: Int
+        public var lines: Int
+        /// The bytes of those lines, newlines included.
+        public var bytes: UInt64
+        public var contributor: String
+        /// Seconds since the epoch: when the lines were written.
+        public var time: Int64
+    }
+
+    /// The line runs of each of `files` (text files of this commit: path, blob id, executable bit), in one
+    /// walk of the history for all of them, on `workers` threads.
+    public mutating func lineRuns(of files: [(path: String, blob: String, executable: Bool)], workers: Int,
+                                  progress: (@Sendable (Int) -> Void)? = nil) throws -> [[LineRun]] {
+        let targets = try files.map { file in
+            guard let blob = ObjectID(hex: file.blob) else { throw ProvenanceError.invalid("'\(file.blob)' is not a blob id") }
+            return BlameTarget(path: file.path, blob: blob, mode: file.executable ? .executable : .blob, treatment: .lines)
+        }
+        let result = try HistoryBlame(repository: repository).blame(targets, at: commit, workers: max(1, workers), reusable: { _ in nil },
+                                                                    progress: { walked in progress?(walked) })
+        var authors: [(String, Int64)] = []
+        for id in result.commits {
+            let commit = try repository.commit(id)
+            authors.append((try contributor(of: id), commit.author.time))
+        }
+        return result.files.map { file in
+            guard case .spans(let spans) = file else { return [] }
+            return spans.map { LineRun(start: $0.start, lines: $0.lines, bytes: $0.bytes, contributor: authors[$0.commit].0, time: authors[$0.commit].1) }
+        }
+    }
+
     /// The contributor id of each line of `path` (0-based), as git blame assigns them.
     public mutating func lineAuthors(path: String) throws -> [String] {
         let tree = try repository.commit(commit).tree

@@ -46,6 +46,10 @@ public struct AttributionPlugin: Sendable {
     /// Where an external plugin's executable is.
     public var location: String?
     let compute: @Sendable (AttributionInput) async throws -> [ContributorWeight]
+    /// For a plugin whose weights depend on the call: the spans a call's output earns.
+    let computeSpans: (@Sendable (AttributionInput, AttributionInput.Call) async throws -> [AttributedSpan])?
+    /// Whether each call is attributed on its own (its output decides the weights).
+    public var dependsOnCall: Bool { computeSpans != nil }
 
     public init<S: AttributionStrategy>(_ strategy: S) {
         name = S.name
@@ -54,6 +58,17 @@ public struct AttributionPlugin: Sendable {
         options = S.options
         location = nil
         compute = { try await strategy.weights(for: $0) }
+        computeSpans = nil
+    }
+
+    public init<S: CallAttributionStrategy>(_ strategy: S) {
+        name = S.name
+        version = S.version
+        kind = .builtIn
+        options = S.options
+        location = nil
+        compute = { try await strategy.weights(for: $0) }
+        computeSpans = { try await strategy.spans(for: $0, call: $1) }
     }
 
     public init(name: String, version: String, location: String,
@@ -64,6 +79,7 @@ public struct AttributionPlugin: Sendable {
         options = nil
         self.location = location
         self.compute = compute
+        computeSpans = nil
     }
 }
 
@@ -93,9 +109,13 @@ public struct AttributionResult: Codable, Sendable, Equatable {
     /// The base version's own result, when part of the weight flows to it.
     public var base: String?
     public var weights: [Weight]
+    /// For a call attributed by what its output reproduced (span-match): the spans that
+    /// earned, across the lineage; empty when nothing matched and the fallback weighed it.
+    /// Nil when no call was given or no plugin of the lineage depends on the call.
+    public var spans: [AttributedSpan]?
 
     enum CodingKeys: String, CodingKey {
-        case model, version, plugin, base, weights
+        case model, version, plugin, base, weights, spans
         case pluginVersion = "plugin_version"
         case baseSharePPB = "base_share_ppb"
     }
@@ -203,7 +223,7 @@ extension Store {
         }
         return AttributionInput(model: reference.model, version: reference.version, modelCommit: record.commit,
                                 modelRepository: modelRepository, datasets: datasets, trainingLogs: logs, call: call,
-                                options: options, authorshipCache: index)
+                                options: options, authorshipCache: index, indexes: indexesURL)
     }
 
     /// The weights of `reference` under its active plugin (or `override`), with the base
@@ -216,13 +236,15 @@ extension Store {
     public func attribute(_ reference: ModelVersionReference, override: PluginSpec? = nil,
                           resolver: any AttributionPluginResolver, call: AttributionInput.Call? = nil) async throws -> AttributionResult {
         let (_, manifest) = try modelVersion(reference)
-        let (specText, pluginVersion, own) = try await ownShares(reference, override: override, resolver: resolver, call: call)
+        let (specText, pluginVersion, own, ownSpans) = try await ownShares(reference, override: override, resolver: resolver, call: call)
         var shares = own
+        var spans = ownSpans
         var basePPB: UInt64 = 0
         if let base = manifest.base {
             basePPB = manifest.datasets.isEmpty ? PartsPerBillion.whole : manifest.baseSharePPB ?? 0
             if basePPB > 0 {
                 let baseResult = try await attribute(base.reference, resolver: resolver, call: call)
+                if let baseSpans = baseResult.spans { spans = (spans ?? []) + baseSpans }
                 let baseShares = baseResult.weights.map { PartsPerBillion.Share(contributor: $0.id, ppb: $0.ppb, raw: 0) }
                 shares = PartsPerBillion.mix(own: own, base: baseShares, basePPB: basePPB)
             }
@@ -235,31 +257,47 @@ extension Store {
         }.sorted { ($0.ppb, $1.id) > ($1.ppb, $0.id) }
         return AttributionResult(model: reference.model, version: reference.version, plugin: specText,
                                  pluginVersion: pluginVersion, baseSharePPB: basePPB,
-                                 base: basePPB > 0 ? manifest.base?.reference.description : nil, weights: weights)
+                                 base: basePPB > 0 ? manifest.base?.reference.description : nil, weights: weights, spans: spans)
     }
 
     /// The version's own weights (no base mixed in) under its active plugin or `override`:
     /// the plugin spec used, its version, and the normalised shares (empty without datasets).
+    /// With a call and a plugin that depends on it, the shares are what the output's spans
+    /// earned, and the spans come along (empty: nothing matched, the plugin's version weights
+    /// apply); otherwise spans is nil.
     func ownShares(_ reference: ModelVersionReference, override: PluginSpec?, resolver: any AttributionPluginResolver,
-                   call: AttributionInput.Call?) async throws -> (plugin: String, pluginVersion: String, shares: [PartsPerBillion.Share]) {
+                   call: AttributionInput.Call?) async throws
+        -> (plugin: String, pluginVersion: String, shares: [PartsPerBillion.Share], spans: [AttributedSpan]?) {
         let (_, manifest) = try modelVersion(reference)
         let specText = try override?.description ?? index.model(named: reference.model)?.plugin ?? manifest.plugin
         let spec = try PluginSpec(parsing: specText)
         let plugin = try resolver.plugin(named: spec.name, store: self)
         try Self.checkOptions(spec, of: plugin)
-        guard !manifest.datasets.isEmpty else { return (spec.description, plugin.version, []) }
+        guard !manifest.datasets.isEmpty else { return (spec.description, plugin.version, [], nil) }
         let input = try attributionInput(for: reference, options: spec.options, call: call)
-        let raw: [ContributorWeight]
-        do { raw = try await plugin.compute(input) } catch let error as AttributionError {
+        do {
+            var spans: [AttributedSpan]?
+            if let call, call.outputText != nil, let computeSpans = plugin.computeSpans {
+                let found = try await computeSpans(input, call)
+                spans = found
+                if !found.isEmpty {
+                    let weights = try LevelCallAttribution.weights(of: found, plugin: plugin.name)
+                    let raw = Dictionary(AttributedSpan.weights(of: found).map { ($0.contributor, $0.weight) }, uniquingKeysWith: +)
+                    let known = Set(input.contributors.map(\.id))
+                    if let stranger = weights.first(where: { !known.contains($0.contributor) }) {
+                        throw AttributionError(plugin: plugin.name, message: "'\(stranger.contributor)' is not a contributor of this model version")
+                    }
+                    return (spec.description, plugin.version,
+                            weights.map { PartsPerBillion.Share(contributor: $0.contributor, ppb: $0.ppb, raw: raw[$0.contributor] ?? 0) }, found)
+                }
+            }
+            let weights = try await plugin.compute(input)
+            return (spec.description, plugin.version,
+                    try PartsPerBillion.normalize(weights, known: Set(input.contributors.map(\.id)), plugin: plugin.name), spans)
+        } catch let error as AttributionError {
             throw ProvenanceError.invalid(error.description)
         } catch let error as ProvenanceError {
             throw ProvenanceError(error.code, "attribution plugin '\(plugin.name)': \(error.message)")
-        }
-        do {
-            return (spec.description, plugin.version,
-                    try PartsPerBillion.normalize(raw, known: Set(input.contributors.map(\.id)), plugin: plugin.name))
-        } catch let error as AttributionError {
-            throw ProvenanceError.invalid(error.description)
         }
     }
 

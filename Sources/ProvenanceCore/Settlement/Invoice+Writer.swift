@@ -8,15 +8,15 @@ import Foundation
 enum InvoiceWriter {
     static func canonicalBytes(ledgerIndex: Int, record: CallRecord, recordBytes: Data, signatureBytes: Data, nodeKey: String,
                                terms: SettlementTerms, nodeStake: TokenAmount, mode: Invoice.Mode, batch: String?,
-                               computation: SettlementComputation) -> Data {
+                               computation: SettlementComputation, callAttribution: [LevelCallAttribution]) -> Data {
         canonicalBytes(ledgerIndex: ledgerIndex, record: record, recordBytes: recordBytes, signatureBytes: signatureBytes, nodeKey: nodeKey,
                        top: terms.levels[0], slo: terms.price.sloMilliseconds, termsSHA256: terms.sha256, nodeStake: nodeStake, mode: mode,
-                       batch: batch, computation: computation)
+                       batch: batch, computation: computation, callAttribution: callAttribution)
     }
 
     static func canonicalBytes(ledgerIndex: Int, record: CallRecord, recordBytes: Data, signatureBytes: Data, nodeKey: String,
                                top: InvoiceLevel, slo: UInt64?, termsSHA256: String, nodeStake: TokenAmount, mode: Invoice.Mode,
-                               batch: String?, computation: SettlementComputation) -> Data {
+                               batch: String?, computation: SettlementComputation, callAttribution: [LevelCallAttribution]) -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(1024 + recordBytes.count + computation.payouts.count * 128)
         func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
@@ -87,7 +87,13 @@ enum InvoiceWriter {
         }
         raw(#"],"refund":"#)
         string(computation.penalty.rawString)
-        raw(#"},"traceability":{"plugin":"#)
+        raw(#"},"traceability":{"#)
+        if !callAttribution.isEmpty {
+            raw(#""call_attribution":"#)
+            out.append(contentsOf: CanonicalValue.array(callAttribution.map(\.canonical)).encoded())
+            out.append(UInt8(ascii: ","))
+        }
+        raw(#""plugin":"#)
         string(top.plugin)
         raw(#","plugin_version":"#)
         string(top.pluginVersion)

@@ -284,6 +284,12 @@ public struct Invoice: Sendable, Equatable {
     public var mode: Mode
     public var batch: String?
     public var computation: SettlementComputation
+    /// For a call attributed per call (span-match): each such level's spans and weights, which
+    /// replace the terms' weights of that level in `computation`.
+    public var callAttribution: [LevelCallAttribution] = []
+
+    /// The lineage the fee was split over: the terms' levels with this call's weights applied.
+    public var effectiveLevels: [InvoiceLevel] { LevelCallAttribution.apply(callAttribution, to: levels) }
 
     /// The bytes the ledger stores and hashes: for format 2, with the terms by reference.
     public var canonical: CanonicalValue { document(expanded: formatVersion == 1) }
@@ -294,7 +300,7 @@ public struct Invoice: Sendable, Equatable {
         return InvoiceWriter.canonicalBytes(ledgerIndex: ledgerIndex, record: record, recordBytes: record.canonicalBytes,
                                             signatureBytes: signature.canonical.encoded(), nodeKey: nodeKey, top: levels[0],
                                             slo: price.sloMilliseconds, termsSHA256: termsSHA256, nodeStake: nodeStake, mode: mode,
-                                            batch: batch, computation: computation)
+                                            batch: batch, computation: computation, callAttribution: callAttribution)
     }
 
     /// The whole invoice with the terms written out, as `invoice show` prints it.
@@ -308,6 +314,7 @@ public struct Invoice: Sendable, Equatable {
             "node_stake": .string(nodeStake.rawString),
         ]
         if let termsSHA256, formatVersion >= 2 { traceability["terms_sha256"] = .string(termsSHA256) }
+        if !callAttribution.isEmpty { traceability["call_attribution"] = .array(callAttribution.map(\.canonical)) }
         if expanded {
             traceability["lineage"] = .array(levels.map(\.canonical))
             pricing.merge(SettlementTerms.priceMembers(price)) { current, _ in current }
@@ -392,11 +399,14 @@ public struct Invoice: Sendable, Equatable {
         }
         computation = SettlementComputation(fee: try amount("pricing", "fee"), sloMet: value["metering"]?["slo_met"]?.boolValue ?? false,
                                             penalty: try amount("pricing", "penalty"), payouts: payouts)
+        callAttribution = try (value["traceability"]?["call_attribution"]?.arrayValue ?? []).map(LevelCallAttribution.init(canonical:))
     }
 
     /// A format-2 invoice under `terms`.
     public init(ledgerIndex: Int, record: CallRecord, signature: CallSignature, nodeKey: String, terms: SettlementTerms,
-                nodeStake: TokenAmount, mode: Mode, batch: String?, computation: SettlementComputation) {
+                nodeStake: TokenAmount, mode: Mode, batch: String?, computation: SettlementComputation,
+                callAttribution: [LevelCallAttribution] = []) {
+        self.callAttribution = callAttribution
         formatVersion = 2
         self.ledgerIndex = ledgerIndex
         self.record = record

@@ -75,13 +75,16 @@ public struct PendingCall: Sendable, Equatable {
     public var recordBytes: Data
     /// The signature's canonical bytes, as the invoice will carry them; read with `signature()`.
     public var signatureBytes: Data
+    /// The call's output, kept for a per-call plugin (span-match) until the call is settled.
+    public var outputText: String?
 
-    public init(record: CallRecord, signature: CallSignature, price: Price, fee: TokenAmount, recordBytes: Data? = nil) {
+    public init(record: CallRecord, signature: CallSignature, price: Price, fee: TokenAmount, recordBytes: Data? = nil, outputText: String? = nil) {
         self.init(record: record, signatureBytes: signature.canonical.encoded(), price: price, fee: fee,
-                  recordBytes: recordBytes ?? record.canonicalBytes)
+                  recordBytes: recordBytes ?? record.canonicalBytes, outputText: outputText)
     }
 
-    public init(record: CallRecord, signatureBytes: Data, price: Price, fee: TokenAmount, recordBytes: Data) {
+    public init(record: CallRecord, signatureBytes: Data, price: Price, fee: TokenAmount, recordBytes: Data, outputText: String? = nil) {
+        self.outputText = outputText
         self.record = record
         self.signatureBytes = signatureBytes
         self.price = price

@@ -13,9 +13,13 @@ public struct CallRequest: Sendable {
     public var latencyMilliseconds: UInt64
     public var outputSHA256: String?
     public var idempotencyKey: String?
+    /// The call's output, for a per-call plugin (span-match); its SHA-256 is the record's `output_sha256`.
+    public var outputText: String?
 
     public init(reference: ModelVersionReference, caller: String, node: String, router: String?, inputTokens: UInt64,
-                outputTokens: UInt64, latencyMilliseconds: UInt64, outputSHA256: String?, idempotencyKey: String?) {
+                outputTokens: UInt64, latencyMilliseconds: UInt64, outputSHA256: String?, idempotencyKey: String?,
+                outputText: String? = nil) {
+        self.outputText = outputText
         self.reference = reference
         self.caller = caller
         self.node = node
@@ -230,10 +234,11 @@ extension Store {
         let record = CallRecord(caller: request.caller, model: request.reference.model, version: request.reference.version,
                                 node: request.node, router: request.router, inputTokens: request.inputTokens,
                                 outputTokens: request.outputTokens, latencyMilliseconds: request.latencyMilliseconds,
-                                outputSHA256: request.outputSHA256, idempotencyKey: request.idempotencyKey ?? UUID().uuidString.lowercased())
+                                outputSHA256: request.outputSHA256 ?? request.outputText.map { SHA256Digest.hex(of: Data($0.utf8)) },
+                                idempotencyKey: request.idempotencyKey ?? UUID().uuidString.lowercased())
         // submit checks the parties; the node's key must exist before it can sign.
         let signature = try CallSignature.sign(record, with: try keyStore.nodeKey(request.node))
-        return try await submit([(record, signature)], deferred: deferred, resolver: resolver)[0]
+        return try await submit([(record, signature)], outputs: [request.outputText], deferred: deferred, resolver: resolver)[0]
     }
 
     func validateParties(_ record: CallRecord) throws {
@@ -255,15 +260,30 @@ extension Store {
     /// into one ledger transaction, one fsync and one signed checkpoint per group (see
     /// `SettlementCommitter`); each submission still succeeds or fails on its own, and each
     /// call is its own invoice in ledger order.
-    public func submit(_ calls: [(CallRecord, CallSignature)], deferred: Bool,
+    ///
+    /// `outputs`, when given, holds each call's output text (or nil), for models attributed per
+    /// call (span-match): its SHA-256 must be the signed record's `output_sha256`.
+    public func submit(_ calls: [(CallRecord, CallSignature)], outputs: [String?] = [], deferred: Bool,
                        resolver: any AttributionPluginResolver) async throws -> [CallOutcome] {
         guard !calls.isEmpty else { return [] }
+        precondition(outputs.isEmpty || outputs.count == calls.count, "one output (or nil) per call")
+        for (index, output) in outputs.enumerated() {
+            guard let output else { continue }
+            guard let signed = calls[index].0.outputSHA256 else {
+                throw ProvenanceError.invalid("output_text given for the call '\(calls[index].0.idempotencyKey)', whose signed record has no output_sha256")
+            }
+            let actual = SHA256Digest.hex(of: Data(output.utf8))
+            guard actual == signed else {
+                throw ProvenanceError.invalid("output_text of the call '\(calls[index].0.idempotencyKey)' hashes to \(actual.prefix(12))…, not the signed output_sha256 \(signed.prefix(12))…")
+            }
+        }
         var attempt = 0
         while true {
             var prepared: [PreparedCall] = []
             prepared.reserveCapacity(calls.count)
-            for (record, signature) in calls {
-                prepared.append(try await prepare(record, signature, deferred: deferred, resolver: resolver))
+            for (index, (record, signature)) in calls.enumerated() {
+                prepared.append(try await prepare(record, signature, output: outputs.isEmpty ? nil : outputs[index], deferred: deferred,
+                                                  resolver: resolver))
             }
             if attempt == 0 { try verifySignatures(prepared) }
             // Priced only once the node's signature holds: an unsigned record learns nothing.
@@ -284,7 +304,7 @@ extension Store {
 
     /// Everything about a call that needs no transaction: its parties, version, price, fee,
     /// node and (when settled now) its terms.
-    func prepare(_ record: CallRecord, _ signature: CallSignature, deferred: Bool,
+    func prepare(_ record: CallRecord, _ signature: CallSignature, output: String?, deferred: Bool,
                  resolver: any AttributionPluginResolver) async throws -> PreparedCall {
         try validateParties(record)
         let reference = ModelVersionReference(model: record.model, version: record.version)
@@ -299,11 +319,15 @@ extension Store {
             }
             terms = try await settlementTerms(for: reference, price: price, plugins: plugins.map(\.plugin), resolver: resolver)
         }
+        var attribution: [LevelCallAttribution] = []
+        if let terms, let output {
+            attribution = try await callAttribution(terms: terms, record: record, output: output, resolver: resolver)
+        }
         let recordBytes = record.canonicalBytes
         return PreparedCall(record: record, recordBytes: recordBytes, digest: SHA256Digest.hex(of: recordBytes), signature: signature,
                             signatureBytes: signature.canonical.encoded(),
                             node: node, price: price, fee: .zero,
-                            terms: terms, plugins: plugins, deferred: deferred)
+                            terms: terms, plugins: plugins, deferred: deferred, output: output, attribution: attribution)
     }
 
     /// Checks every call's node signature, on every core: Ed25519 costs about 60 µs, so a
@@ -401,6 +425,12 @@ extension Store {
             termsByKey[key] = try await settlementTerms(for: ModelVersionReference(model: call.record.model, version: call.record.version),
                                                         price: call.price, resolver: resolver)
         }
+        // Calls with an output, under a plugin that reads it, are attributed one by one.
+        var attributions: [[LevelCallAttribution]] = Array(repeating: [], count: pending.count)
+        for (position, call) in pending.enumerated() {
+            guard let output = call.outputText, let terms = termsByKey[termsKeys[position]] else { continue }
+            attributions[position] = try await callAttribution(terms: terms, record: call.record, output: output, resolver: resolver)
+        }
         let signer = try noteSigner()
         return try ledger.writeLedger { ledger in
             var book = try Book(ledger)
@@ -417,7 +447,7 @@ extension Store {
                 guard let node = nodes[call.record.node] else { continue }
                 invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes,
                                                 digest: SHA256Digest.hex(of: call.recordBytes), signatureBytes: call.signatureBytes, node: node,
-                                                terms: terms, from: Accounts.escrow, mode: .batch))
+                                                terms: terms, attribution: attributions[position], from: Accounts.escrow, mode: .batch))
             }
             if !invoices.isEmpty {
                 ProgressReport.report("Writing invoices", done: 0, total: invoices.count, unit: "invoices")
@@ -479,6 +509,28 @@ extension Store {
     }
 }
 
+extension Store {
+    /// The call's own attribution at every level of `terms` whose plugin depends on the call:
+    /// the spans its output reproduced and the weights they earn, or the level's own weights
+    /// (`fallback`) when it reproduced nothing. Empty when no level's plugin depends on calls.
+    func callAttribution(terms: SettlementTerms, record: CallRecord, output: String,
+                         resolver: any AttributionPluginResolver) async throws -> [LevelCallAttribution] {
+        var result: [LevelCallAttribution] = []
+        let call = AttributionInput.Call(inputTokens: record.inputTokens, outputTokens: record.outputTokens, outputText: output)
+        for level in terms.levels where !level.weights.isEmpty {
+            let spec = try PluginSpec(parsing: level.plugin)
+            guard try resolver.plugin(named: spec.name, store: self).dependsOnCall else { continue }
+            let reference = ModelVersionReference(model: level.model, version: level.version)
+            let own = try await ownShares(reference, override: spec, resolver: resolver, call: call)
+            let spans = own.spans ?? []
+            result.append(LevelCallAttribution(level: reference.description, spans: spans,
+                                               weights: spans.isEmpty ? level.weights : try LevelCallAttribution.weights(of: spans, plugin: spec.name),
+                                               fallback: spans.isEmpty))
+        }
+        return result
+    }
+}
+
 /// The price or a plugin a call was prepared with is no longer the model's: prepare it again.
 struct StaleTerms: Error {
     let models: Set<String>
@@ -500,6 +552,10 @@ struct PreparedCall: Sendable {
     /// The active plugin of each model along the base chain that `terms` were computed under.
     let plugins: [(model: String, plugin: String)]
     let deferred: Bool
+    /// The call's output text, for a per-call plugin.
+    let output: String?
+    /// What the output earned at each level attributed per call (settled now).
+    let attribution: [LevelCallAttribution]
 
     mutating func computeFee() throws {
         fee = try price.fee(inputTokens: record.inputTokens, outputTokens: record.outputTokens)
@@ -709,14 +765,14 @@ struct Book {
         let outcome: CallOutcome
         if let terms = call.terms, !call.deferred {
             let index = try settle(record: record, recordBytes: call.recordBytes, digest: call.digest, signatureBytes: call.signatureBytes,
-                                   node: call.node, terms: terms,
+                                   node: call.node, terms: terms, attribution: call.attribution,
                                    from: record.caller, mode: .realtime)
             outcome = CallOutcome(status: .settled, replayed: false, idempotencyKey: key, record: call.digest, invoice: index,
                                   fee: call.fee.description)
         } else {
             try post(call.fee, from: record.caller, to: Accounts.escrow, cause: .reserve)
             try ledger.insertPending(PendingCall(record: record, signatureBytes: call.signatureBytes, price: call.price, fee: call.fee,
-                                                 recordBytes: call.recordBytes),
+                                                 recordBytes: call.recordBytes, outputText: call.output),
                                      batch: try batch(), at: time)
             outcome = CallOutcome(status: .pending, replayed: false, idempotencyKey: key, record: call.digest, invoice: nil,
                                   fee: call.fee.description)
@@ -735,6 +791,7 @@ struct Book {
         let signatureBytes: Data
         let node: NodeRecord
         let terms: SettlementTerms
+        let attribution: [LevelCallAttribution]
         let mode: Invoice.Mode
         let batch: String
         let computation: SettlementComputation
@@ -746,8 +803,9 @@ struct Book {
     /// The movements happen now; the invoice's bytes are encoded and hashed later for the
     /// whole batch at once, on every core (`writeInvoices`).
     mutating func settle(record: CallRecord, recordBytes: Data, digest: String, signatureBytes: Data, node: NodeRecord,
-                         terms: SettlementTerms, from: String, mode: Invoice.Mode) throws -> Int {
-        let computation = try SettlementComputation.compute(record: record, price: terms.price, levels: terms.levels)
+                         terms: SettlementTerms, attribution: [LevelCallAttribution] = [], from: String, mode: Invoice.Mode) throws -> Int {
+        let computation = try SettlementComputation.compute(record: record, price: terms.price,
+                                                            levels: LevelCallAttribution.apply(attribution, to: terms.levels))
         let index = treeSize
         let batchID = try batch()
         try post(computation.fee, from: from, to: Accounts.clearing, cause: from == Accounts.escrow ? .release : .charge)
@@ -755,7 +813,7 @@ struct Book {
             try post(payout.amount, from: Accounts.clearing, to: payout.account, cause: .payout)
         }
         try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
-        drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signatureBytes: signatureBytes, node: node, terms: terms, mode: mode,
+        drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signatureBytes: signatureBytes, node: node, terms: terms, attribution: attribution, mode: mode,
                                    batch: Store.batchName(batchID), computation: computation))
         return index
     }
@@ -775,7 +833,7 @@ struct Book {
                 let bytes = InvoiceWriter.canonicalBytes(ledgerIndex: draft.index, record: draft.record, recordBytes: draft.recordBytes,
                                                          signatureBytes: draft.signatureBytes, nodeKey: draft.node.publicKey, terms: draft.terms,
                                                          nodeStake: draft.node.stake, mode: draft.mode, batch: draft.batch,
-                                                         computation: draft.computation)
+                                                         computation: draft.computation, callAttribution: draft.attribution)
                 encoded[position] = (bytes, MerkleTree.leafHash(bytes))
             }
         }

@@ -132,8 +132,9 @@ extension Store {
             guard signatures.verify(invoice.signature, of: invoice.record, key: key) else {
                 return .failure(fail("\(name): the node signature does not verify"))
             }
+            if let problem = Self.checkCallAttribution(invoice) { return .failure(fail("\(name): \(problem)")) }
             let recomputed: SettlementComputation
-            do { recomputed = try SettlementComputation.compute(record: invoice.record, price: invoice.price, levels: invoice.levels) } catch {
+            do { recomputed = try SettlementComputation.compute(record: invoice.record, price: invoice.price, levels: invoice.effectiveLevels) } catch {
                 return .failure(fail("\(name): its split cannot be recomputed (\(error))"))
             }
             guard recomputed == invoice.computation else { return .failure(fail("\(name): its split does not follow from its recorded inputs")) }
@@ -169,6 +170,7 @@ extension Store {
             repositories[url.path] = repo
             return repo
         }
+        var spanChecker = SpanChecker(store: self)
         for (position, stored) in invoices.enumerated() {
             let name = "invoice \(stored.index)"
             let invoice: Invoice
@@ -202,6 +204,11 @@ extension Store {
                     else { throw fail("\(name): dataset commit \(dataset.dataset)@\(dataset.commit.prefix(7)) does not exist") }
                 }
                 checkedLevels.insert(levelKey)
+            }
+            for attribution in invoice.callAttribution {
+                for span in attribution.spans {
+                    if let problem = try spanChecker.check(span) { throw fail("\(name): a span of \(attribution.level) \(problem)") }
+                }
             }
             if invoice.formatVersion == 1 {
                 let expected = expectedTransfers(invoice)
@@ -313,5 +320,87 @@ extension Store {
             result.append([Accounts.clearing, invoice.record.caller, computation.penalty.rawString, "refund"])
         }
         return result
+    }
+}
+
+extension Store {
+    /// What is wrong with an invoice's per-call attribution on its face, if anything: each
+    /// entry names a level of its lineage with datasets, a fallback keeps that level's
+    /// weights and has no spans, otherwise the weights are exactly what the spans earn; spans
+    /// are as long as their text, in output order without overlap, and from the level's
+    /// dataset commits. (`SpanChecker` holds each span against git.)
+    static func checkCallAttribution(_ invoice: Invoice) -> String? {
+        var seen = Set<String>()
+        for attribution in invoice.callAttribution {
+            guard seen.insert(attribution.level).inserted,
+                  let level = invoice.levels.first(where: { "\($0.model)@\($0.version)" == attribution.level }), !level.weights.isEmpty
+            else { return "its call attribution names \(attribution.level), not a level of its lineage with datasets (or names it twice)" }
+            if attribution.fallback {
+                guard attribution.spans.isEmpty, attribution.weights == level.weights else {
+                    return "its fallback attribution of \(attribution.level) is not the version's own weights"
+                }
+                continue
+            }
+            guard !attribution.spans.isEmpty else { return "its call attribution of \(attribution.level) has no spans and is no fallback" }
+            var end: UInt64 = 0
+            let commits = Set(level.datasets.map { "\($0.dataset)@\($0.commit)" })
+            for span in attribution.spans {
+                guard span.length > 0, UInt64(span.text.utf8.count) == span.length, span.outputOffset >= end else {
+                    return "a span of \(attribution.level) at output byte \(span.outputOffset) overlaps another or is not as long as its text"
+                }
+                guard commits.contains("\(span.dataset)@\(span.commit)") else {
+                    return "a span of \(attribution.level) cites \(span.dataset)@\(span.commit.prefix(7)), which the version was not trained on"
+                }
+                end = span.outputOffset + span.length
+            }
+            let plugin = (try? PluginSpec(parsing: level.plugin).name) ?? level.plugin
+            guard let weights = try? LevelCallAttribution.weights(of: attribution.spans, plugin: plugin), weights == attribution.weights else {
+                return "the weights of \(attribution.level) do not follow from its spans"
+            }
+        }
+        return nil
+    }
+}
+
+/// Holds spans against git: the text is the file's bytes at the recorded offset, which lie
+/// on the recorded lines, and git blame gives every one of those lines to the contributor.
+struct SpanChecker {
+    let store: Store
+    private var blobs: [String: Data] = [:]
+    private var authors: [String: [String]] = [:]
+
+    init(store: Store) {
+        self.store = store
+    }
+
+    /// A description of what does not hold, or nil.
+    mutating func check(_ span: AttributedSpan) throws -> String? {
+        let key = "\(span.dataset)\u{0}\(span.commit)\u{0}\(span.path)"
+        let where_ = "(\(span.dataset)@\(span.commit.prefix(7)):\(span.path) lines \(span.lineStart)-\(span.lineEnd))"
+        if blobs[key] == nil {
+            guard let repository = try? Repository.open(at: store.datasetRepositoryURL(span.dataset)), let commit = ObjectID(hex: span.commit),
+                  let blob = try? repository.blob(atPath: span.path, inCommit: commit)
+            else { return "\(where_) names a file that is not in git" }
+            blobs[key] = try repository.readBlob(blob)
+        }
+        let content = blobs[key]!
+        let start = Int(span.fileOffset), end = start + Int(span.length)
+        guard end <= content.count, content[content.startIndex + start..<content.startIndex + end] == Data(span.text.utf8) else {
+            return "\(where_) does not hold its text verbatim at byte \(span.fileOffset)"
+        }
+        let before = content[content.startIndex..<content.startIndex + start].reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        let inside = content[content.startIndex + start..<content.startIndex + end - 1].reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        guard span.lineStart == before + 1, span.lineEnd == before + 1 + inside else {
+            return "\(where_): its text lies on lines \(before + 1)-\(before + 1 + inside)"
+        }
+        if authors[key] == nil {
+            var authorship = try DatasetAuthorship(repository: store.datasetRepositoryURL(span.dataset), commit: span.commit)
+            authors[key] = try authorship.lineAuthors(path: span.path)
+        }
+        let lines = authors[key]!
+        guard span.lineEnd <= lines.count, lines[(span.lineStart - 1)..<span.lineEnd].allSatisfy({ $0 == span.contributor }) else {
+            return "\(where_): git blame does not give those lines to \(span.contributor)"
+        }
+        return nil
     }
 }
