@@ -333,6 +333,11 @@ public final class SpanIndex: @unchecked Sendable {
         return best!.position
     }
 
+    /// The corpus bytes at `position`.
+    public func text(at position: Int, length: Int) -> Data {
+        Data(UnsafeRawBufferPointer(rebasing: corpus[position..<(position + length)]))
+    }
+
     /// The file holding corpus offset `position`.
     private func file(at position: Int) -> Int {
         var low = 0, high = fileStarts.count

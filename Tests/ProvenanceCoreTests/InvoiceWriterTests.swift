@@ -30,19 +30,32 @@ import Testing
                            outputTokens: 400, latencyMilliseconds: 350, outputSHA256: output, idempotencyKey: "k\(index)-\(n) é")
             }
             let signatures = batchSigned ? try CallSignature.signBatch(records, with: key.key) : try records.map { try CallSignature.sign($0, with: key.key) }
+            // With and without a per-call attribution (span-match) that replaces the top level's weights.
+            let span = AttributedSpan(dataset: "text", commit: String(repeating: "cd", count: 20), path: "a/\"quoted\".txt", lineStart: 3, lineEnd: 4,
+                                      fileOffset: 17, outputOffset: 5, length: 13, contributor: "bo@example.org", text: "line é\nnext\u{1}")
+            let attributions: [[LevelCallAttribution]] = [
+                [],
+                [LevelCallAttribution(level: "chat@1.0", spans: [span], weights: [.init(contributor: "bo@example.org", ppb: 1_000_000_000)], fallback: false)],
+                [LevelCallAttribution(level: "chat@1.0", spans: [], weights: levels[0].weights, fallback: true)],
+            ]
             for (record, signature) in zip(records, signatures) {
-                let computation = try SettlementComputation.compute(record: record, price: price, levels: levels)
-                for mode in [Invoice.Mode.realtime, .batch] {
-                    let invoice = Invoice(ledgerIndex: 12_345, record: record, signature: signature, nodeKey: key.publicKey, terms: terms,
-                                          nodeStake: try TokenAmount(parsing: "5"), mode: mode, batch: "batch-7", computation: computation)
-                    let written = InvoiceWriter.canonicalBytes(ledgerIndex: 12_345, record: record, recordBytes: record.canonicalBytes,
-                                                               signatureBytes: signature.canonical.encoded(), nodeKey: key.publicKey, terms: terms,
-                                                               nodeStake: try TokenAmount(parsing: "5"), mode: mode, batch: "batch-7",
-                                                               computation: computation)
-                    #expect(written == invoice.canonical.encoded())
-                    #expect(invoice.canonicalBytes == invoice.canonical.encoded())
-                    let read = try Invoice(canonicalBytes: written) { $0 == terms.sha256 ? terms : nil }
-                    #expect(read == invoice)
+                for attribution in attributions {
+                    let computation = try SettlementComputation.compute(record: record, price: price,
+                                                                        levels: LevelCallAttribution.apply(attribution, to: levels))
+                    for mode in [Invoice.Mode.realtime, .batch] {
+                        let invoice = Invoice(ledgerIndex: 12_345, record: record, signature: signature, nodeKey: key.publicKey, terms: terms,
+                                              nodeStake: try TokenAmount(parsing: "5"), mode: mode, batch: "batch-7", computation: computation,
+                                              callAttribution: attribution)
+                        let written = InvoiceWriter.canonicalBytes(ledgerIndex: 12_345, record: record, recordBytes: record.canonicalBytes,
+                                                                   signatureBytes: signature.canonical.encoded(), nodeKey: key.publicKey, terms: terms,
+                                                                   nodeStake: try TokenAmount(parsing: "5"), mode: mode, batch: "batch-7",
+                                                                   computation: computation, callAttribution: attribution)
+                        #expect(written == invoice.canonical.encoded())
+                        #expect(invoice.canonicalBytes == invoice.canonical.encoded())
+                        let read = try Invoice(canonicalBytes: written) { $0 == terms.sha256 ? terms : nil }
+                        #expect(read == invoice)
+                        #expect(Store.checkCallAttribution(read) == nil)
+                    }
                 }
             }
         }

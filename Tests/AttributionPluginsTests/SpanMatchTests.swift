@@ -1,0 +1,315 @@
+import AttributionPlugins
+import Foundation
+import ProvenanceCore
+import ProvenanceTestSupport
+import SpanMatch
+import Testing
+
+/// span-match: the suffix-array index against a naive scan, and per-call attribution against
+/// the git CLI (blame, show) on a dataset written by several authors.
+@Suite struct SpanMatchTests {
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Every maximal span a naive scan finds, and nothing else: for each output start, the
+    /// longest prefix found in any one file; kept when it ends beyond every earlier one.
+    static func naiveSpans(_ output: [UInt8], files: [[UInt8]], minimum: Int) -> [(start: Int, length: Int, occurrences: Int)] {
+        func occurrences(_ pattern: ArraySlice<UInt8>) -> Int {
+            var count = 0
+            for file in files where file.count >= pattern.count {
+                for start in 0...(file.count - pattern.count) where file[start..<(start + pattern.count)] == pattern { count += 1 }
+            }
+            return count
+        }
+        var result: [(Int, Int, Int)] = []
+        var previousEnd = 0
+        for start in output.indices {
+            var length = 0
+            while start + length < output.count, output[start + length] != 0,
+                  occurrences(output[start..<(start + length + 1)]) > 0 {
+                length += 1
+            }
+            let end = start + length
+            defer { previousEnd = max(previousEnd, end) }
+            guard end > previousEnd, length >= minimum else { continue }
+            result.append((start, length, occurrences(output[start..<end])))
+        }
+        return result
+    }
+
+    @Test(arguments: [1, 2, 3, 4])
+    func theIndexFindsExactlyTheMaximalSpansOfANaiveScan(seed: UInt64) throws {
+        var random = Generator(state: seed)
+        let repo = try TemporaryDirectory("span-random")
+        try git(["init", "-q"], in: repo.url)
+        // A small alphabet, so spans repeat across files and within them.
+        let alphabet = Array("abc d\n".utf8)
+        var files: [[UInt8]] = []
+        for number in 0..<Int.random(in: 3...7, using: &random) {
+            let bytes = (0..<Int.random(in: 0...400, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+            files.append(bytes)
+            _ = try repo.write("f\(number).txt", Data(bytes))
+        }
+        try gitCommit(repo.url, author: "R <r@example.org>", message: "random", date: 1_700_000_000)
+        let commit = try git(["rev-parse", "HEAD"], in: repo.url).output
+        let indexes = try TemporaryDirectory("span-random-index")
+        let index = try SpanIndex.build([SpanIndex.Input(dataset: "random", commit: commit, repository: repo.url.appendingPathComponent(".git"))],
+                                        in: indexes.url)
+        // git's tree order, as the index reads it: byte order of the paths.
+        #expect(index.fileCount == files.count)
+        #expect(index.textBytes == files.reduce(0) { $0 + $1.count })
+        for round in 0..<25 {
+            var output: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...6, using: &random) {
+                if Bool.random(using: &random), let file = files.randomElement(using: &random), !file.isEmpty {
+                    let start = Int.random(in: 0..<file.count, using: &random)
+                    output += file[start..<min(file.count, start + Int.random(in: 1...60, using: &random))]
+                } else {
+                    output += (0..<Int.random(in: 1...20, using: &random)).map { _ in
+                        Bool.random(using: &random) ? UInt8(ascii: "x") : alphabet.randomElement(using: &random)!
+                    }
+                }
+                if round % 5 == 0 { output.append(0) }  // a NUL never matches: spans stop at it
+            }
+            let minimum = Int.random(in: 1...12, using: &random)
+            let expected = Self.naiveSpans(output, files: files, minimum: minimum)
+            let found = index.maximalSpans(in: Data(output), minimumBytes: minimum)
+            #expect(found.map { [$0.start, $0.length, $0.occurrences] } == expected.map { [$0.start, $0.length, $0.occurrences] },
+                    "seed \(seed) round \(round)")
+            // Every found span is really at its credited position.
+            for match in found {
+                let text = index.text(at: match.position, length: match.length)
+                #expect(text == Data(output[match.start..<(match.start + match.length)]))
+            }
+        }
+    }
+
+    // MARK: Attribution on a dataset of several authors
+
+    struct Result: Decodable {
+        var plugin: String
+        var weights: [Weight]
+        var spans: [AttributedSpan]?
+        struct Weight: Decodable { var id: String; var ppb: UInt64; var raw: Double? }
+    }
+
+    static let annParagraph = "Rivers carve their valleys over thousands of years, patiently moving sand and stone toward the sea.\nEvery flood rewrites the map a little, and every drought reveals what the water left behind.\n"
+    static let boSentence = "Lighthouses were once kept by families who trimmed the wicks every four hours through the night.\n"
+    static let cySentence = "A sourdough starter needs flour, water, patience, and a warm kitchen corner away from drafts.\n"
+
+    /// Three authors; Cy's file is renamed (and moved) afterwards by Di, as git blame follows.
+    static func makeCLI() throws -> CLIHarness {
+        let source = try TemporaryDirectory("span-source")
+        let repo = source.url
+        try git(["init", "-q"], in: repo)
+        try source.write("rivers.txt", annParagraph)
+        try gitCommit(repo, author: "Ann Author <ann@example.org>", message: "rivers", date: 1_700_000_000)
+        try source.write("coast/lighthouses.txt", "Notes on the coast.\n" + boSentence)
+        try gitCommit(repo, author: "Bo Writer <bo@example.org>", message: "lighthouses", date: 1_700_000_100)
+        try source.write("bread.txt", cySentence + "Bake it hot.\n")
+        try gitCommit(repo, author: "Cy Baker <cy@example.org>", message: "bread", date: 1_700_000_200)
+        try FileManager.default.createDirectory(at: source.path("kitchen"), withIntermediateDirectories: true)
+        try git(["mv", "bread.txt", "kitchen/bread-notes.txt"], in: repo)
+        try gitCommit(repo, author: "Di Mover <di@example.org>", message: "move bread", date: 1_700_000_300)
+        let cli = try CLIHarness()
+        try cli.must("add", "texts", "--from", repo.path)
+        try cli.must("model", "register", "m@1", "--developer", "Dev <dev@example.org>", "--dataset", "texts", "--plugin", "span-match:min_bytes=24")
+        return cli
+    }
+
+    func attribute(_ cli: CLIHarness, _ output: String) throws -> Result {
+        let file = try cli.write("output-\(UUID().uuidString).txt", output)
+        return try cli.json(Result.self, "attribute", "m@1", "--output-file", file.path)
+    }
+
+    @Test func anOutputQuotingOneAuthorsParagraphPaysThatAuthor() throws {
+        let cli = try Self.makeCLI()
+        let result = try attribute(cli, "Here is what I found: " + Self.annParagraph + "Hope that helps!")
+        #expect(result.weights.map(\.id) == ["ann@example.org"])
+        #expect(result.weights.first?.ppb == 1_000_000_000)
+        let spans = try #require(result.spans)
+        #expect(spans.map(\.contributor) == ["ann@example.org"])
+        #expect(spans.first?.path == "rivers.txt")
+        #expect(spans.first.map { ($0.lineStart, $0.lineEnd) } ?? (0, 0) == (1, 2))
+        #expect(spans.reduce(0) { $0 + $1.length } == UInt64(Self.annParagraph.utf8.count))
+    }
+
+    @Test func anOutputMixingTwoAuthorsSentencesPaysBothBySpanLength() throws {
+        let cli = try Self.makeCLI()
+        let bo = Self.boSentence.dropLast()  // without its newline
+        let annPart = "Every flood rewrites the map a little"
+        let result = try attribute(cli, "Two facts. \(bo) Also: \(annPart)!")
+        let spans = try #require(result.spans)
+        var bytes: [String: UInt64] = [:]
+        for span in spans { bytes[span.contributor, default: 0] += span.length }
+        #expect(bytes == ["bo@example.org": UInt64(bo.utf8.count), "ann@example.org": UInt64(annPart.utf8.count)])
+        let raw = Dictionary(uniqueKeysWithValues: result.weights.map { ($0.id, UInt64($0.raw ?? -1)) })
+        #expect(raw == bytes)
+        let total = UInt64(bo.utf8.count + annPart.utf8.count)
+        let ppb = Dictionary(uniqueKeysWithValues: result.weights.map { ($0.id, $0.ppb) })
+        #expect(ppb["bo@example.org"]! + ppb["ann@example.org"]! == 1_000_000_000)
+        let exact = UInt64(bo.utf8.count) * 1_000_000_000 / total  // largest remainder: floor or one more
+        #expect(ppb["bo@example.org"]! == exact || ppb["bo@example.org"]! == exact + 1)
+    }
+
+    @Test func aSpanInsideARenamedFileGoesToGitBlamesAuthor() throws {
+        let cli = try Self.makeCLI()
+        let result = try attribute(cli, "Recipe: " + Self.cySentence)
+        let spans = try #require(result.spans)
+        #expect(spans.count == 1)
+        let span = try #require(spans.first)
+        #expect(span.path == "kitchen/bread-notes.txt")
+        // The oracle: git blame follows the rename to Cy, not Di who moved the file.
+        let repo = cli.datasetRepository("texts")
+        let porcelain = try git(["blame", "--line-porcelain", "-L", "\(span.lineStart),\(span.lineEnd)", span.commit, "--", span.path], in: repo).stdout
+        let authors = Set(porcelain.split(separator: "\n").filter { $0.hasPrefix("author-mail ") }.map { $0.dropFirst("author-mail <".count).dropLast() })
+        #expect(authors == ["cy@example.org"])
+        #expect(span.contributor == "cy@example.org")
+        #expect(result.weights.map(\.id) == ["cy@example.org"])
+    }
+
+    @Test func anOutputWithNoMatchingSpanFallsBackToDataVolume() throws {
+        let cli = try Self.makeCLI()
+        let result = try attribute(cli, "Nothing in this answer was ever written in the training data, not a word of it.")
+        #expect(result.spans == [])
+        let dataVolume = try cli.json(Result.self, "attribute", "m@1", "--plugin", "data-volume")
+        #expect(result.weights.map(\.id) == dataVolume.weights.map(\.id))
+        #expect(result.weights.map(\.ppb) == dataVolume.weights.map(\.ppb))
+        // Without an output, span-match weighs the version as its fallback does.
+        let plain = try cli.json(Result.self, "attribute", "m@1")
+        #expect(plain.weights.map(\.ppb) == dataVolume.weights.map(\.ppb))
+        #expect(plain.spans == nil)
+    }
+
+    struct Shown: Decodable {
+        struct Invoice: Decodable {
+            struct Traceability: Decodable {
+                struct Level: Decodable {
+                    var level: String
+                    var fallback: Bool
+                    var spans: [Span]
+                }
+                struct Span: Decodable {
+                    var dataset: String
+                    var commit: String
+                    var path: String
+                    var line_start: String
+                    var line_end: String
+                    var file_offset: String
+                    var length: String
+                    var contributor: String
+                    var text: String
+                }
+                var call_attribution: [Level]?
+            }
+            struct Settlement: Decodable {
+                struct Payout: Decodable { var account: String; var role: String; var amount: String }
+                var payouts: [Payout]
+            }
+            var traceability: Traceability
+            var settlement: Settlement
+        }
+        var invoice: Invoice
+    }
+
+    func setUpCalls(_ cli: CLIHarness) throws {
+        try cli.must("model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "1")
+        try cli.must("node", "add", "n1")
+        try cli.must("account", "deposit", "caller@example.org", "100")
+    }
+
+    @Test func theInvoiceRecordsSpansThatMatchGitShowAtTheirLines() throws {
+        let cli = try Self.makeCLI()
+        try setUpCalls(cli)
+        let output = try cli.write("answer.txt", "Quote: \(Self.boSentence)and \(Self.annParagraph)")
+        try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
+                     "--latency-ms", "5", "--output-file", output.path)
+        let shown = try cli.json(Shown.self, "invoice", "show", "0")
+        let levels = try #require(shown.invoice.traceability.call_attribution)
+        #expect(levels.map(\.level) == ["m@1"])
+        #expect(levels[0].fallback == false)
+        let repo = cli.datasetRepository("texts")
+        for span in levels[0].spans {
+            let file = try git(["show", "\(span.commit):\(span.path)"], in: repo).stdout
+            let lines = file.split(separator: "\n", omittingEmptySubsequences: false)
+            let covered = lines[(Int(span.line_start)! - 1)..<Int(span.line_end)!].joined(separator: "\n")
+            #expect(covered.contains(span.text.trimmingCharacters(in: .newlines)))
+            let bytes = Array(file.utf8)
+            let start = Int(span.file_offset)!
+            #expect(Array(bytes[start..<(start + Int(span.length)!)]) == Array(span.text.utf8))
+        }
+        #expect(Set(levels[0].spans.map(\.contributor)) == ["ann@example.org", "bo@example.org"])
+        // Only the authors whose words were reproduced are paid for data.
+        let data = Set(shown.invoice.settlement.payouts.filter { $0.role == "data" }.map(\.account))
+        #expect(data == ["ann@example.org", "bo@example.org"])
+        let verified = try cli.run("verify")
+        #expect(verified.succeeded, "\(verified)")
+    }
+
+    @Test func verifyNamesASpanWhoseTextIsNotInGit() throws {
+        let cli = try Self.makeCLI()
+        try setUpCalls(cli)
+        let output = try cli.write("answer.txt", "Quote: \(Self.boSentence)")
+        try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
+                     "--latency-ms", "5", "--output-file", output.path)
+        // A reproduced text that git does not hold: verify names the invoice.
+        let database = cli.store.appendingPathComponent("registry.sqlite").path
+        let hex = try runProcess("/usr/bin/sqlite3", [database, "SELECT hex(bytes) FROM invoices WHERE ledger_index = 0"]).output
+        var bytes = Data(hexString: hex)
+        let needle = Data("trimmed the wicks".utf8), replacement = Data("trimmed the WICKS".utf8)
+        let range = try #require(bytes.range(of: needle))
+        bytes.replaceSubrange(range, with: replacement)
+        let verifyBefore = try cli.run("verify")
+        #expect(verifyBefore.succeeded)
+        try runProcess("/usr/bin/sqlite3", [database, "UPDATE invoices SET bytes = X'\(bytes.map { String(format: "%02X", $0) }.joined())' WHERE ledger_index = 0"])
+        let verify = try cli.run("verify")
+        #expect(!verify.succeeded)
+        #expect(verify.stderr.contains("invoice 0"))
+    }
+
+    @Test func aWrongOutputTextForTheSignedHashIsRefusedWithNothingWritten() async throws {
+        let cli = try Self.makeCLI()
+        try setUpCalls(cli)
+        let store = try Store.open(at: cli.store)
+        let before = try cli.snapshot()
+        let record = CallRecord(caller: "caller@example.org", model: "m", version: "1", node: "n1", router: nil, inputTokens: 10,
+                                outputTokens: 10, latencyMilliseconds: 1, outputSHA256: SHA256Digest.hex(of: Data("the real output".utf8)),
+                                idempotencyKey: "wrong-output")
+        let signature = try CallSignature.sign(record, with: try store.keyStore.nodeKey("n1"))
+        await #expect(throws: ProvenanceError.self) {
+            _ = try await store.submit([(record, signature)], outputs: ["another output"], deferred: false, resolver: PluginRegistry())
+        }
+        do {
+            _ = try await store.submit([(record, signature)], outputs: ["another output"], deferred: false, resolver: PluginRegistry())
+        } catch let error as ProvenanceError {
+            #expect(error.message.contains("output_text"))
+            #expect(error.message.contains("output_sha256"))
+        }
+        #expect(try cli.snapshot() == before)
+        // The right text settles.
+        let outcome = try await store.submit([(record, signature)], outputs: ["the real output"], deferred: false,
+                                             resolver: PluginRegistry())
+        #expect(outcome.first?.status == .settled)
+    }
+}
+
+extension Data {
+    init(hexString: String) {
+        var bytes: [UInt8] = []
+        var index = hexString.startIndex
+        while index < hexString.endIndex {
+            let next = hexString.index(index, offsetBy: 2)
+            bytes.append(UInt8(hexString[index..<next], radix: 16)!)
+            index = next
+        }
+        self.init(bytes)
+    }
+}
