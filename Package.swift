@@ -99,6 +99,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "span-benchmark",
+            dependencies: ["ProvenanceCore", "AttributionPlugins", "SpanMatch"],
+            path: "Benchmarks/SpanMatch",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "provenance",
             dependencies: ["ProvenanceCLI"],
             swiftSettings: swiftSettings
