@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages Provenance builds and tests with, when any is missing:
-# libgit2 (the git library), SQLite (GRDB links it; the tests read the index with sqlite3),
+# libgit2 (the git library), libdivsufsort (span-match's suffix arrays), SQLite (GRDB links it; the tests read the index with sqlite3),
 # and the git CLI (the tests' oracle).
 set -euo pipefail
 missing=()
 pkg-config --exists libgit2 2>/dev/null || missing+=(libgit2-dev pkg-config)
+pkg-config --exists libdivsufsort 2>/dev/null || missing+=(libdivsufsort-dev pkg-config)
 pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v git >/dev/null || missing+=(git)
