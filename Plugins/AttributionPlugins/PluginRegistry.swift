@@ -31,7 +31,7 @@ public struct PluginRegistry: AttributionPluginResolver {
             throw ProvenanceError.notFound("unknown attribution plugin '\(name)': built in are \(Self.builtIn.keys.sorted().joined(separator: ", ")); an external one is an executable \(ExternalPlugin.executablePrefix)\(name) on PATH or in \(store.pluginsURL.path)")
         }
         let external = ExternalPlugin(name: name, executable: url, timeout: timeout)
-        return AttributionPlugin(name: name, version: "external", location: url.path) { input in
+        return AttributionPlugin(name: name, version: "external", location: url.path, declaresPerCall: { external.declaresPerCall }) { input in
             try external.weights(for: input)
         }
     }

@@ -6,9 +6,13 @@ import GitKit
 /// reads one JSON request on stdin and writes one JSON response on stdout, with its logs on
 /// stderr (passed through) and its exit status as the verdict, within a time limit.
 ///
-/// The protocol is `provenance-attribution/1`, documented in `Plugins/README.md`.
+/// The protocol is `provenance-attribution/2`, documented in `Plugins/README.md`: as version 1,
+/// and a plugin may answer `"per_call": true`, after which every call settled under it is sent
+/// to it (with its output text) and its answer weighs that call alone.
 public struct ExternalPlugin: Sendable {
-    public static let protocolVersion = "provenance-attribution/1"
+    public static let protocolVersion = "provenance-attribution/2"
+    /// Responses may still name the first version, which had no `per_call`.
+    public static let acceptedVersions: Set<String> = ["provenance-attribution/1", protocolVersion]
     public static let executablePrefix = "provenance-attribution-"
 
     public var name: String
@@ -177,8 +181,12 @@ public struct ExternalPlugin: Sendable {
             throw fail(output.isEmpty ? "printed nothing; it must print one JSON response on stdout"
                                       : "printed something that is not a JSON object: \"\(text)\"")
         }
-        if let version = object["protocol"] as? String, version != Self.protocolVersion {
-            throw fail("speaks protocol \(version), this host speaks \(Self.protocolVersion)")
+        if let version = object["protocol"] as? String, !Self.acceptedVersions.contains(version) {
+            throw fail("speaks protocol \(version), this host speaks \(Self.protocolVersion) (and reads answers of version 1)")
+        }
+        if let perCall = object["per_call"] {
+            guard let flag = perCall as? Bool else { throw fail("its \"per_call\" must be true or false") }
+            PerCallDeclarations.shared.set(flag, for: executable.path)
         }
         guard object["weights"] is [Any] else {
             throw fail("its response has no \"weights\" array")
@@ -209,6 +217,9 @@ public struct ExternalPlugin: Sendable {
         }
     }
 
+    /// Whether the plugin said (in its last answer in this process) that each call needs its own answer.
+    public var declaresPerCall: Bool { PerCallDeclarations.shared.get(executable.path) }
+
     static func seconds(_ value: Double) -> String {
         value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
     }
@@ -220,5 +231,24 @@ final class OutputBuffer: @unchecked Sendable {
     var data: Data {
         get { lock.lock(); defer { lock.unlock() }; return _data }
         set { lock.lock(); _data = newValue; lock.unlock() }
+    }
+}
+
+/// What external plugins said about `per_call`, by executable, for the life of the process.
+final class PerCallDeclarations: @unchecked Sendable {
+    static let shared = PerCallDeclarations()
+    private let lock = NSLock()
+    private var flags: [String: Bool] = [:]
+
+    func set(_ flag: Bool, for path: String) {
+        lock.lock()
+        flags[path] = flag
+        lock.unlock()
+    }
+
+    func get(_ path: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return flags[path] ?? false
     }
 }

@@ -48,7 +48,7 @@ import Testing
         #expect(try cli.run("attribute", "m@1", "--plugin", "echo").succeeded)
         let saved = try Data(contentsOf: cli.store.appendingPathComponent("plugins/provenance-attribution-echo.request.json"))
         let request = try JSONSerialization.jsonObject(with: saved) as! [String: Any]
-        #expect(request["protocol"] as? String == "provenance-attribution/1")
+        #expect(request["protocol"] as? String == "provenance-attribution/2")
         #expect(request["model"] as? String == "m" && request["version"] as? String == "1")
         #expect(request["call"] is NSNull)
         let datasets = request["datasets"] as! [[String: Any]]
@@ -58,6 +58,49 @@ import Testing
         let logs = request["training_logs"] as! [[String: Any]]
         #expect(logs.first?["path"] as? String == "training-logs/influence.jsonl")
         #expect(logs.first?["sha256"] as? String != nil)
+    }
+
+    /// Protocol 2: a plugin that answers `"per_call": true` is sent every call settled under it,
+    /// output text included, and its answer weighs that call alone (the invoice says so).
+    @Test func aPluginThatAsksForCallsWeighsEachCall() throws {
+        let cli = try PluginTests.store()
+        try Self.install(cli, name: "reader", script: """
+            #!/usr/bin/env python3
+            import json, sys
+            request = json.load(sys.stdin)
+            call = request.get("call")
+            with open(sys.argv[0] + ".calls", "a") as log:
+                log.write(json.dumps(call) + "\\n")
+            ids = sorted({c["id"] for d in request["datasets"] for c in d["contributors"]})
+            if call is None:
+                weights = [{"contributor": i, "weight": 1} for i in ids]
+            else:
+                # The call's weight goes to whoever the output names.
+                named = [i for i in ids if i.split("@")[0] in (call.get("output_text") or "")]
+                weights = [{"contributor": i, "weight": 1} for i in (named or ids)]
+            print(json.dumps({"protocol": "provenance-attribution/2", "per_call": True, "weights": weights}))
+            """)
+        try cli.must("model", "set-plugin", "m", "reader")
+        try cli.must("model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "0")
+        try cli.must("node", "add", "n1")
+        try cli.must("account", "deposit", "payer@example.org", "10")
+        let output = try cli.write("out.txt", "an answer in the style of bo")
+        try cli.must("call", "m@1", "--caller", "payer@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "0",
+                     "--latency-ms", "1", "--output-file", output.path)
+        let shown = try cli.run("invoice", "show", "0", "--json")
+        let invoice = (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as! [String: Any])["invoice"] as! [String: Any]
+        let traceability = invoice["traceability"] as! [String: Any]
+        let attribution = try #require((traceability["call_attribution"] as? [[String: Any]])?.first)
+        #expect(attribution["basis"] as? String == "plugin")
+        #expect((attribution["weights"] as? [[String: Any]])?.compactMap { $0["contributor"] as? String } == ["bo@example.org"])
+        let payouts = (invoice["settlement"] as! [String: Any])["payouts"] as! [[String: Any]]
+        #expect(Set(payouts.filter { $0["role"] as? String == "data" }.compactMap { $0["account"] as? String }) == ["bo@example.org"])
+        // The plugin saw the version once without a call, then the call with its output.
+        let calls = try String(contentsOf: cli.store.appendingPathComponent("plugins/provenance-attribution-reader.calls"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(calls.first == "null")
+        #expect(calls.last?.contains("an answer in the style of bo") == true)
+        #expect(try cli.run("verify").succeeded)
     }
 
     @Test(arguments: [

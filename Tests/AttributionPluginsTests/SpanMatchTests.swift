@@ -194,7 +194,7 @@ import Testing
             struct Traceability: Decodable {
                 struct Level: Decodable {
                     var level: String
-                    var fallback: Bool
+                    var basis: String
                     var spans: [Span]
                 }
                 struct Span: Decodable {
@@ -235,7 +235,7 @@ import Testing
         let shown = try cli.json(Shown.self, "invoice", "show", "0")
         let levels = try #require(shown.invoice.traceability.call_attribution)
         #expect(levels.map(\.level) == ["m@1"])
-        #expect(levels[0].fallback == false)
+        #expect(levels[0].basis == "spans")
         let repo = cli.datasetRepository("texts")
         for span in levels[0].spans {
             let file = try git(["show", "\(span.commit):\(span.path)"], in: repo).stdout

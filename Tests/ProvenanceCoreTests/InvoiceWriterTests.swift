@@ -35,8 +35,10 @@ import Testing
                                       fileOffset: 17, outputOffset: 5, length: 13, contributor: "bo@example.org", text: "line é\nnext\u{1}")
             let attributions: [[LevelCallAttribution]] = [
                 [],
-                [LevelCallAttribution(level: "chat@1.0", spans: [span], weights: [.init(contributor: "bo@example.org", ppb: 1_000_000_000)], fallback: false)],
-                [LevelCallAttribution(level: "chat@1.0", spans: [], weights: levels[0].weights, fallback: true)],
+                [LevelCallAttribution(level: "chat@1.0", basis: .spans, spans: [span], weights: [.init(contributor: "bo@example.org", ppb: 1_000_000_000)])],
+                [LevelCallAttribution(level: "chat@1.0", basis: .fallback, spans: [], weights: levels[0].weights)],
+                [LevelCallAttribution(level: "chat@1.0", basis: .plugin, spans: [],
+                                      weights: [.init(contributor: "ann@example.org", ppb: 1), .init(contributor: "cy@example.org", ppb: 999_999_999)])],
             ]
             for (record, signature) in zip(records, signatures) {
                 for attribution in attributions {

@@ -46,7 +46,7 @@ import Testing
             #expect(settled.status == .created)
             let invoice = try #require(try fixture.store.invoices(account: nil, model: nil).first?.invoice)
             let attribution = try #require(invoice.callAttribution.first)
-            #expect(attribution.fallback == false)
+            #expect(attribution.basis == .spans)
             #expect(attribution.spans.map { [$0.contributor, $0.path, $0.text] } == [["ann@example.org", "a.txt", "a\n"], ["bo@example.org", "b.txt", "b"]])
             // Ann earned 2 bytes of 3, Bo 1; Cy and Di (in the code dataset) were not reproduced.
             #expect(attribution.weights.map(\.contributor) == ["ann@example.org", "bo@example.org"])

@@ -77,40 +77,45 @@ public struct AttributedSpan: Sendable, Equatable, Codable {
     }
 }
 
-/// How one level of a call's lineage was attributed for this call by a per-call plugin.
+/// How one level of a call's lineage was attributed for this call by a plugin that depends on
+/// the call.
 ///
-/// With spans, the level's data pool is split by the bytes each contributor's spans earned
-/// (`weights`, normalised to ppb exactly as any plugin's weights are); without (the output
-/// reproduced nothing), `fallback` is true and the weights are the version's own, from the
-/// settlement terms.
+/// `basis` says where the weights come from: `spans` — what the output's spans earned (the
+/// bytes of each contributor's spans, normalised to ppb exactly as any plugin's weights are),
+/// which anyone can re-derive from the spans and hold against git; `fallback` — the output
+/// reproduced nothing and the version's own weights (the settlement terms') apply; `plugin` —
+/// an external plugin's answer for this call, which only the plugin can re-derive.
 public struct LevelCallAttribution: Sendable, Equatable {
+    public enum Basis: String, Sendable, Codable { case spans, fallback, plugin }
+
     /// `MODEL@VERSION`.
     public var level: String
+    public var basis: Basis
     public var spans: [AttributedSpan]
+    /// Sorted by contributor id, summing to 10^9.
     public var weights: [InvoiceLevel.Weight]
-    public var fallback: Bool
 
-    public init(level: String, spans: [AttributedSpan], weights: [InvoiceLevel.Weight], fallback: Bool) {
+    public init(level: String, basis: Basis, spans: [AttributedSpan], weights: [InvoiceLevel.Weight]) {
         self.level = level
+        self.basis = basis
         self.spans = spans
         self.weights = weights
-        self.fallback = fallback
     }
 
     var canonical: CanonicalValue {
         .object([
-            "level": .string(level), "fallback": .bool(fallback),
+            "level": .string(level), "basis": .string(basis.rawValue),
             "spans": .array(spans.map(\.canonical)),
             "weights": .array(weights.map { .object(["contributor": .string($0.contributor), "ppb": .integer($0.ppb)]) }),
         ])
     }
 
     init(canonical value: CanonicalValue) throws {
-        guard let level = value["level"]?.stringValue, let fallback = value["fallback"]?.boolValue else {
-            throw ProvenanceError.invalid("invoice call attribution has no level or fallback")
+        guard let level = value["level"]?.stringValue, let basis = value["basis"]?.stringValue.flatMap(Basis.init(rawValue:)) else {
+            throw ProvenanceError.invalid("invoice call attribution has no level or basis")
         }
         self.level = level
-        self.fallback = fallback
+        self.basis = basis
         spans = try (value["spans"]?.arrayValue ?? []).map(AttributedSpan.init(canonical:))
         weights = try (value["weights"]?.arrayValue ?? []).map {
             guard let contributor = $0["contributor"]?.stringValue, let ppb = $0["ppb"]?.stringValue.flatMap({ UInt64($0) }) else {

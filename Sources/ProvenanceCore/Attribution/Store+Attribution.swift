@@ -48,8 +48,10 @@ public struct AttributionPlugin: Sendable {
     let compute: @Sendable (AttributionInput) async throws -> [ContributorWeight]
     /// For a plugin whose weights depend on the call: the spans a call's output earns.
     let computeSpans: (@Sendable (AttributionInput, AttributionInput.Call) async throws -> [AttributedSpan])?
+    /// For an external plugin: whether it has declared that each call needs its own answer.
+    let declaresPerCall: (@Sendable () -> Bool)?
     /// Whether each call is attributed on its own (its output decides the weights).
-    public var dependsOnCall: Bool { computeSpans != nil }
+    public var dependsOnCall: Bool { computeSpans != nil || declaresPerCall?() == true }
 
     public init<S: AttributionStrategy>(_ strategy: S) {
         name = S.name
@@ -59,6 +61,7 @@ public struct AttributionPlugin: Sendable {
         location = nil
         compute = { try await strategy.weights(for: $0) }
         computeSpans = nil
+        declaresPerCall = nil
     }
 
     public init<S: CallAttributionStrategy>(_ strategy: S) {
@@ -69,10 +72,14 @@ public struct AttributionPlugin: Sendable {
         location = nil
         compute = { try await strategy.weights(for: $0) }
         computeSpans = { try await strategy.spans(for: $0, call: $1) }
+        declaresPerCall = nil
     }
 
+    /// An external plugin; `declaresPerCall` says whether it has asked to weigh every call itself.
     public init(name: String, version: String, location: String,
+                declaresPerCall: (@Sendable () -> Bool)? = nil,
                 compute: @escaping @Sendable (AttributionInput) async throws -> [ContributorWeight]) {
+        self.declaresPerCall = declaresPerCall
         self.name = name
         self.version = version
         kind = .external

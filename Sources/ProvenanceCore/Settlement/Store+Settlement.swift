@@ -519,13 +519,20 @@ extension Store {
         let call = AttributionInput.Call(inputTokens: record.inputTokens, outputTokens: record.outputTokens, outputText: output)
         for level in terms.levels where !level.weights.isEmpty {
             let spec = try PluginSpec(parsing: level.plugin)
-            guard try resolver.plugin(named: spec.name, store: self).dependsOnCall else { continue }
+            let plugin = try resolver.plugin(named: spec.name, store: self)
+            guard plugin.dependsOnCall else { continue }
             let reference = ModelVersionReference(model: level.model, version: level.version)
             let own = try await ownShares(reference, override: spec, resolver: resolver, call: call)
-            let spans = own.spans ?? []
-            result.append(LevelCallAttribution(level: reference.description, spans: spans,
-                                               weights: spans.isEmpty ? level.weights : try LevelCallAttribution.weights(of: spans, plugin: spec.name),
-                                               fallback: spans.isEmpty))
+            let weights = own.shares.filter { $0.ppb > 0 }.sorted { $0.contributor < $1.contributor }
+                .map { InvoiceLevel.Weight(contributor: $0.contributor, ppb: $0.ppb) }
+            if let spans = own.spans {
+                result.append(spans.isEmpty
+                    ? LevelCallAttribution(level: reference.description, basis: .fallback, spans: [], weights: level.weights)
+                    : LevelCallAttribution(level: reference.description, basis: .spans, spans: spans,
+                                           weights: try LevelCallAttribution.weights(of: spans, plugin: spec.name)))
+            } else {
+                result.append(LevelCallAttribution(level: reference.description, basis: .plugin, spans: [], weights: weights))
+            }
         }
         return result
     }

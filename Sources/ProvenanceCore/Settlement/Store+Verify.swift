@@ -326,7 +326,8 @@ extension Store {
 extension Store {
     /// What is wrong with an invoice's per-call attribution on its face, if anything: each
     /// entry names a level of its lineage with datasets, a fallback keeps that level's
-    /// weights and has no spans, otherwise the weights are exactly what the spans earn; spans
+    /// weights and has no spans, a plugin's answer is well-formed ppb, and weights resting on
+    /// spans are exactly what the spans earn; spans
     /// are as long as their text, in output order without overlap, and from the level's
     /// dataset commits. (`SpanChecker` holds each span against git.)
     static func checkCallAttribution(_ invoice: Invoice) -> String? {
@@ -335,13 +336,24 @@ extension Store {
             guard seen.insert(attribution.level).inserted,
                   let level = invoice.levels.first(where: { "\($0.model)@\($0.version)" == attribution.level }), !level.weights.isEmpty
             else { return "its call attribution names \(attribution.level), not a level of its lineage with datasets (or names it twice)" }
-            if attribution.fallback {
+            switch attribution.basis {
+            case .fallback:
                 guard attribution.spans.isEmpty, attribution.weights == level.weights else {
                     return "its fallback attribution of \(attribution.level) is not the version's own weights"
                 }
                 continue
+            case .plugin:
+                // An external plugin's answer for the call: only its form can be checked here.
+                guard attribution.spans.isEmpty, !attribution.weights.isEmpty,
+                      attribution.weights.reduce(0, { $0 + $1.ppb }) == PartsPerBillion.whole,
+                      attribution.weights.allSatisfy({ $0.ppb > 0 }),
+                      zip(attribution.weights, attribution.weights.dropFirst()).allSatisfy({ $0.contributor < $1.contributor })
+                else { return "the call weights of \(attribution.level) are not positive ppb summing to 1000000000 in contributor order" }
+                continue
+            case .spans:
+                break
             }
-            guard !attribution.spans.isEmpty else { return "its call attribution of \(attribution.level) has no spans and is no fallback" }
+            guard !attribution.spans.isEmpty else { return "its call attribution of \(attribution.level) rests on spans but has none" }
             var end: UInt64 = 0
             let commits = Set(level.datasets.map { "\($0.dataset)@\($0.commit)" })
             for span in attribution.spans {
