@@ -187,6 +187,23 @@ final class StoreCaches: @unchecked Sendable {
         return result
     }
 
+    private var inputs: [String: AttributionInput] = [:]
+
+    /// What a plugin sees of a version (without a call): fixed once the version is registered.
+    func attributionInput(_ key: String, load: () throws -> AttributionInput) rethrows -> AttributionInput {
+        lock.lock()
+        if let known = inputs[key] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        let input = try load()
+        lock.lock()
+        inputs[key] = input
+        lock.unlock()
+        return input
+    }
+
     /// Registered model versions never change, so their decoded manifests can be kept.
     func version(_ reference: ModelVersionReference) -> (ModelVersionRecord, ModelManifest)? {
         lock.lock()

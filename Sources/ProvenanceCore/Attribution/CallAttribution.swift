@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A run of a call's output that reproduces training data verbatim, and who wrote it: the
 /// evidence a per-call plugin (span-match) records in the invoice.

@@ -281,7 +281,9 @@ extension Store {
         let plugin = try resolver.plugin(named: spec.name, store: self)
         try Self.checkOptions(spec, of: plugin)
         guard !manifest.datasets.isEmpty else { return (spec.description, plugin.version, [], nil) }
-        let input = try attributionInput(for: reference, options: spec.options, call: call)
+        // The version's input is fixed once registered: calls reuse it (a call is attributed per call).
+        var input = try caches.attributionInput("\(reference)|\(spec)") { try attributionInput(for: reference, options: spec.options) }
+        input.call = call
         do {
             var spans: [AttributedSpan]?
             if let call, call.outputText != nil, let computeSpans = plugin.computeSpans {
