@@ -211,8 +211,13 @@ public final class SpanIndex: @unchecked Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try encoder.encode(meta).write(to: staging.appendingPathComponent("meta.json"))
-        if fileManager.fileExists(atPath: target.path) { try fileManager.removeItem(at: target) }
-        try fileManager.moveItem(at: staging, to: target)
+        if force, fileManager.fileExists(atPath: target.path) { try fileManager.removeItem(at: target) }
+        do {
+            try fileManager.moveItem(at: staging, to: target)
+        } catch where fileManager.fileExists(atPath: target.appendingPathComponent("meta.json").path) {
+            // Another process built the same index meanwhile: indexes are named by their
+            // content, so theirs is as good as ours.
+        }
         return try SpanIndex(directory: target)
     }
 

@@ -26,6 +26,11 @@ public struct SpanMatch: CallAttributionStrategy {
 
     public init() {}
 
+    public static func validate(options: [String: String]) throws {
+        _ = try minimumBytes(options)
+        _ = try fallback(options)
+    }
+
     static func minimumBytes(_ options: [String: String]) throws -> Int {
         guard let text = options["min_bytes"] else { return defaultMinimumBytes }
         guard let value = Int(text), (1...1_000_000).contains(value) else {

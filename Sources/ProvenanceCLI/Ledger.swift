@@ -36,6 +36,19 @@ extension Provenance.InvoiceCommand {
             for level in invoice.levels {
                 print("lineage  \(level.model)@\(level.version) \(level.modelCommit.prefix(7)) under \(level.plugin)\(level.baseSharePPB > 0 ? ", \(LineageRenderer.percent(level.baseSharePPB)) onward" : "")")
             }
+            for attribution in invoice.callAttribution {
+                switch attribution.basis {
+                case .fallback: print("call     \(attribution.level): the output reproduced nothing; the version's own weights apply")
+                case .plugin: print("call     \(attribution.level): weighed for this call by its plugin")
+                case .spans:
+                    print("call     \(attribution.level): \(attribution.spans.count) span(s) of the output found in the training data")
+                    Output.table(["OUTPUT", "BYTES", "CONTRIBUTOR", "SOURCE", "TEXT"], attribution.spans.map { span in
+                        ["\(span.outputOffset)-\(span.outputOffset + span.length)", String(span.length), span.contributor,
+                         "\(span.dataset)@\(span.commit.prefix(7)):\(span.path):\(span.lineStart)\(span.lineEnd > span.lineStart ? "-\(span.lineEnd)" : "")",
+                         Provenance.Attribute.excerpt(span.text)]
+                    }, rightAligned: [1])
+                }
+            }
             Output.table(["PAYEE", "ROLE", "AMOUNT", "FOR"], invoice.computation.payouts.map {
                 [$0.account, $0.role.rawValue, $0.amount.description, $0.level ?? "-"]
             }, rightAligned: [2])

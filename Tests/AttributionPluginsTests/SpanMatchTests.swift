@@ -189,6 +189,38 @@ import Testing
         #expect(plain.spans == nil)
     }
 
+    struct IndexReport: Decodable {
+        var version: String
+        var key: String
+        var files: Int
+        var text_bytes: Int
+        var disk_bytes: Int
+    }
+
+    @Test func indexBuildAndReindexWriteTheIndexNamedByItsCommits() throws {
+        let cli = try Self.makeCLI()
+        let reports = try cli.json([IndexReport].self, "index", "build", "m@1")
+        let report = try #require(reports.first)
+        #expect(report.version == "m@1")
+        #expect(report.files == 3)
+        let oracle = try git(["ls-tree", "-r", "-l", "main"], in: cli.datasetRepository("texts")).stdout
+            .split(separator: "\n").compactMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[3].split(separator: "\t")[0]) }
+        #expect(report.text_bytes == oracle.reduce(0, +))
+        #expect(report.disk_bytes <= 6 * report.text_bytes + 4096)
+        let folder = cli.store.appendingPathComponent("indexes/\(report.key)")
+        for file in ["corpus", "sa", "meta.json"] { #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path)) }
+        // reindex drops the indexes and builds again those of models that use span-match.
+        try FileManager.default.removeItem(at: folder)
+        let reindexed = try cli.run("reindex")
+        #expect(reindexed.succeeded && reindexed.stdout.contains("1 span index"), "\(reindexed)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("sa").path))
+        // Refusals: one line, non-zero exit.
+        let unknown = try cli.run("index", "build", "nosuch@1")
+        #expect(unknown.status != 0 && unknown.stderr.hasPrefix("Error:") && unknown.stderr.split(separator: "\n").count == 1, "\(unknown)")
+        let option = try cli.run("model", "set-plugin", "m", "span-match:min_bytes=zero")
+        #expect(option.status != 0 && option.stderr.contains("min_bytes"), "\(option)")
+    }
+
     struct Shown: Decodable {
         struct Invoice: Decodable {
             struct Traceability: Decodable {

@@ -14,6 +14,9 @@ public protocol AttributionStrategy: Sendable {
     static var options: [String: String] { get }
 
     func weights(for input: AttributionInput) async throws -> [ContributorWeight]
+    /// Refuses option values the strategy cannot use (an `AttributionError`), before a model
+    /// is set to use them.
+    static func validate(options: [String: String]) throws
 }
 
 /// A strategy whose weights depend on the call: given the call's output text, it returns the
@@ -23,6 +26,7 @@ public protocol CallAttributionStrategy: AttributionStrategy {
 }
 
 extension AttributionStrategy {
+    public static func validate(options: [String: String]) throws {}
     public static var version: String { "1" }
     public static var options: [String: String] { [:] }
 }

@@ -48,6 +48,8 @@ public struct AttributionPlugin: Sendable {
     let compute: @Sendable (AttributionInput) async throws -> [ContributorWeight]
     /// For a plugin whose weights depend on the call: the spans a call's output earns.
     let computeSpans: (@Sendable (AttributionInput, AttributionInput.Call) async throws -> [AttributedSpan])?
+    /// Checks option values before a model is set to use them (built-ins that have rules).
+    let validateOptions: (@Sendable ([String: String]) throws -> Void)?
     /// For an external plugin: whether it has declared that each call needs its own answer.
     let declaresPerCall: (@Sendable () -> Bool)?
     /// Whether each call is attributed on its own (its output decides the weights).
@@ -62,6 +64,7 @@ public struct AttributionPlugin: Sendable {
         compute = { try await strategy.weights(for: $0) }
         computeSpans = nil
         declaresPerCall = nil
+        validateOptions = { try S.validate(options: $0) }
     }
 
     public init<S: CallAttributionStrategy>(_ strategy: S) {
@@ -73,6 +76,7 @@ public struct AttributionPlugin: Sendable {
         compute = { try await strategy.weights(for: $0) }
         computeSpans = { try await strategy.spans(for: $0, call: $1) }
         declaresPerCall = nil
+        validateOptions = { try S.validate(options: $0) }
     }
 
     /// An external plugin; `declaresPerCall` says whether it has asked to weigh every call itself.
@@ -80,6 +84,7 @@ public struct AttributionPlugin: Sendable {
                 declaresPerCall: (@Sendable () -> Bool)? = nil,
                 compute: @escaping @Sendable (AttributionInput) async throws -> [ContributorWeight]) {
         self.declaresPerCall = declaresPerCall
+        validateOptions = nil
         self.name = name
         self.version = version
         kind = .external
@@ -204,6 +209,9 @@ extension Store {
         for key in spec.options.keys.sorted() where accepted[key] == nil {
             let known = accepted.keys.sorted().map { "\($0) (\(accepted[$0]!))" }.joined(separator: ", ")
             throw ProvenanceError.invalid("plugin '\(plugin.name)' has no option '\(key)'\(known.isEmpty ? "" : "; it accepts \(known)")")
+        }
+        do { try plugin.validateOptions?(spec.options) } catch let error as AttributionError {
+            throw ProvenanceError.invalid(error.description)
         }
     }
 

@@ -105,7 +105,10 @@ enum InvoicePage {
     }
 
     static func traceabilityHTML(_ group: [String: JSONValue]) -> HTML {
-        var out = facts(group.filter { $0.key != "lineage" }, order: ["plugin", "plugin_version"])
+        var out = facts(group.filter { $0.key != "lineage" && $0.key != "call_attribution" }, order: ["plugin", "plugin_version"])
+        for attribution in group["call_attribution"]?.arrayValue ?? [] {
+            out = out + callAttributionHTML(attribution)
+        }
         for (depth, level) in (group["lineage"]?.arrayValue ?? []).enumerated() {
             guard let fields = level.objectValue else { out = out + Self.value(level, key: "lineage"); continue }
             let model = fields["model"]?.stringValue ?? ""
@@ -132,6 +135,41 @@ enum InvoicePage {
             """
         }
         return out
+    }
+
+    /// One level's attribution for this call: the spans of the output found verbatim in the
+    /// training data, each with where it is in git and who wrote it.
+    static func callAttributionHTML(_ attribution: JSONValue) -> HTML {
+        let level = attribution["level"]?.stringValue ?? ""
+        let basis = attribution["basis"]?.stringValue ?? ""
+        let spans = (attribution["spans"]?.arrayValue ?? []).map { span -> [HTML] in
+            let dataset = span["dataset"]?.stringValue ?? ""
+            let commit = span["commit"]?.stringValue ?? ""
+            let first = span["line_start"]?.scalarText ?? "", last = span["line_end"]?.scalarText ?? ""
+            let offset = UInt64(span["output_offset"]?.scalarText ?? "") ?? 0, length = UInt64(span["length"]?.scalarText ?? "") ?? 0
+            let contributor = span["contributor"]?.stringValue ?? ""
+            return ["\(offset)–\(offset + length)", "\(length)", "<a href=\"\(Link.contributor(contributor))\">\(contributor)</a>",
+                    "<a href=\"\(Link.dataset(dataset, rev: commit))\">\(dataset)</a> \(Show.commit(commit)) \(span["path"]?.stringValue ?? "") lines \(first)\(first == last ? "" : "–\(last)")",
+                    "<code class=\"span-text\">\(span["text"]?.stringValue ?? "")</code>"]
+        }
+        let weights = (attribution["weights"]?.arrayValue ?? []).map { weight -> [HTML] in
+            let id = weight["contributor"]?.stringValue ?? ""
+            return ["<a href=\"\(Link.contributor(id))\">\(id)</a>", Show.weight(weight["ppb"]?.scalarText.flatMap { UInt64($0) } ?? 0)]
+        }
+        let summary: HTML
+        switch basis {
+        case "spans": summary = "The output reproduced these spans of the training data; their authors share the data pool by the bytes they earned."
+        case "fallback": summary = "The output reproduced no span of the training data: the version's own weights applied."
+        default: summary = "Weighed for this call by the model's plugin."
+        }
+        return """
+        <div class="level"><h3>This call's attribution at <a href="\(Link.version(level))">\(level)</a></h3>
+        <p>\(summary)</p>
+        \(basis == "spans" ? Page.table(["Output bytes", "Bytes", "Contributor", "Where in git", "Text"], spans, numeric: [1],
+                                       caption: "Spans of the output found in the training data of \(level)", empty: "No span.") : .empty)
+        \(Page.table(["Contributor", "Weight"], weights, numeric: [1], caption: "Weights of this call at \(level)", empty: "No weights."))
+        </div>
+        """
     }
 
     static func settlementHTML(_ group: [String: JSONValue]) -> HTML {
