@@ -285,6 +285,11 @@ extension Store {
                 prepared.append(try await prepare(record, signature, output: outputs.isEmpty ? nil : outputs[index], deferred: deferred,
                                                   resolver: resolver))
             }
+            // Calls whose output decides who is paid (span-match) are searched on every core.
+            let searched = prepared.indices.filter { prepared[$0].output != nil && prepared[$0].terms != nil }
+            let attributions = try await attributeCalls(searched.map { (prepared[$0].terms!, prepared[$0].record, prepared[$0].output!) },
+                                                        resolver: resolver)
+            for (index, attribution) in zip(searched, attributions) { prepared[index].attribution = attribution }
             if attempt == 0 { try verifySignatures(prepared) }
             // Priced only once the node's signature holds: an unsigned record learns nothing.
             for index in prepared.indices { try prepared[index].computeFee() }
@@ -319,15 +324,11 @@ extension Store {
             }
             terms = try await settlementTerms(for: reference, price: price, plugins: plugins.map(\.plugin), resolver: resolver)
         }
-        var attribution: [LevelCallAttribution] = []
-        if let terms, let output {
-            attribution = try await callAttribution(terms: terms, record: record, output: output, resolver: resolver)
-        }
         let recordBytes = record.canonicalBytes
         return PreparedCall(record: record, recordBytes: recordBytes, digest: SHA256Digest.hex(of: recordBytes), signature: signature,
                             signatureBytes: signature.canonical.encoded(),
                             node: node, price: price, fee: .zero,
-                            terms: terms, plugins: plugins, deferred: deferred, output: output, attribution: attribution)
+                            terms: terms, plugins: plugins, deferred: deferred, output: output, attribution: [])
     }
 
     /// Checks every call's node signature, on every core: Ed25519 costs about 60 µs, so a
@@ -425,12 +426,12 @@ extension Store {
             termsByKey[key] = try await settlementTerms(for: ModelVersionReference(model: call.record.model, version: call.record.version),
                                                         price: call.price, resolver: resolver)
         }
-        // Calls with an output, under a plugin that reads it, are attributed one by one.
+        // Calls with an output, under a plugin that reads it, are attributed one by one, on every core.
         var attributions: [[LevelCallAttribution]] = Array(repeating: [], count: pending.count)
-        for (position, call) in pending.enumerated() {
-            guard let output = call.outputText, let terms = termsByKey[termsKeys[position]] else { continue }
-            attributions[position] = try await callAttribution(terms: terms, record: call.record, output: output, resolver: resolver)
-        }
+        let searched = pending.indices.filter { pending[$0].outputText != nil && termsByKey[termsKeys[$0]] != nil }
+        let found = try await attributeCalls(searched.map { (termsByKey[termsKeys[$0]]!, pending[$0].record, pending[$0].outputText!) },
+                                             resolver: resolver)
+        for (position, attribution) in zip(searched, found) { attributions[position] = attribution }
         let signer = try noteSigner()
         return try ledger.writeLedger { ledger in
             var book = try Book(ledger)
@@ -513,6 +514,32 @@ extension Store {
     /// The call's own attribution at every level of `terms` whose plugin depends on the call:
     /// the spans its output reproduced and the weights they earn, or the level's own weights
     /// (`fallback`) when it reproduced nothing. Empty when no level's plugin depends on calls.
+    /// `callAttribution` of many calls, on every core, in their order.
+    func attributeCalls(_ calls: [(SettlementTerms, CallRecord, String)],
+                        resolver: any AttributionPluginResolver) async throws -> [[LevelCallAttribution]] {
+        guard calls.count > 1 else {
+            return try await calls.asyncMap { try await callAttribution(terms: $0.0, record: $0.1, output: $0.2, resolver: resolver) }
+        }
+        return try await withThrowingTaskGroup(of: (Int, [LevelCallAttribution]).self) { group in
+            let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+            var next = 0
+            var results = [[LevelCallAttribution]](repeating: [], count: calls.count)
+            func start() {
+                guard next < calls.count else { return }
+                let index = next
+                let (terms, record, output) = calls[index]
+                group.addTask { (index, try await self.callAttribution(terms: terms, record: record, output: output, resolver: resolver)) }
+                next += 1
+            }
+            for _ in 0..<workers { start() }
+            while let (index, attribution) = try await group.next() {
+                results[index] = attribution
+                start()
+            }
+            return results
+        }
+    }
+
     func callAttribution(terms: SettlementTerms, record: CallRecord, output: String,
                          resolver: any AttributionPluginResolver) async throws -> [LevelCallAttribution] {
         var result: [LevelCallAttribution] = []
@@ -562,7 +589,7 @@ struct PreparedCall: Sendable {
     /// The call's output text, for a per-call plugin.
     let output: String?
     /// What the output earned at each level attributed per call (settled now).
-    let attribution: [LevelCallAttribution]
+    var attribution: [LevelCallAttribution]
 
     mutating func computeFee() throws {
         fee = try price.fee(inputTokens: record.inputTokens, outputTokens: record.outputTokens)
@@ -879,5 +906,15 @@ struct Book {
         for account in touched { try ledger.setBalance(balances[account]!, of: account) }
         if invoicesAppended > 0 { try ledger.saveFrontier(frontier) }
         CrashPoint.beforeLedgerCommit.hit()
+    }
+}
+
+extension Array {
+    /// `map` with an async transform, one element at a time.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for element in self { result.append(try await transform(element)) }
+        return result
     }
 }
