@@ -52,6 +52,11 @@ import Testing
             #expect(attribution.weights.map(\.contributor) == ["ann@example.org", "bo@example.org"])
             #expect(attribution.weights.map(\.ppb) == [666_666_667, 333_333_333])
             #expect(Set(invoice.computation.payouts.filter { $0.role == .data }.map(\.account)) == ["ann@example.org", "bo@example.org"])
+            // The explorer's invoice page lists the spans, linked to their contributors.
+            let page = try await client.send(.get, "/invoices/0").expect(.ok)
+            #expect(page.text.contains("This call&#39;s attribution") || page.text.contains("This call's attribution"))
+            #expect(page.text.contains("<code class=\"span-text\">b</code>"))
+            #expect(page.text.contains("b.txt lines 1"))
             let report = try fixture.store.verify()
             #expect(report.ok, "\(report.failure ?? "")")
         }
