@@ -135,7 +135,8 @@ extension Store {
         var added: [Manifest.Entry] = []
         var digests: [BlobDigest] = []
         var addedBytes: UInt64 = 0
-        for (file, blob) in zip(files, try Self.writeBlobs(files, into: repository, dataset: dataset)) {
+        let blobs = try Self.writeBlobs(files, into: repository, dataset: dataset, skipExisting: parent != nil)
+        for (file, blob) in zip(files, blobs) {
             try editor.setFile(file.treePath, id: blob.id, mode: blob.mode, size: blob.size)
             added.append(Manifest.Entry(path: file.treePath, size: blob.size, sha256: blob.sha256))
             digests.append(BlobDigest(blob: blob.id.hex, sha256: blob.sha256, size: blob.size))
@@ -166,14 +167,15 @@ extension Store {
         }
         for entry in added { entries[entry.path] = entry }
         let manifest = Manifest(files: Array(entries.values))
+        let manifestJSON = try manifest.canonicalJSON()
         let (contributors, historyCommits) = try Self.contributorSummaries(repository: repository, commit: commit)
 
         let registration = CommitRegistration(
             record: RegisteredCommit(dataset: dataset, commit: commit.hex, previousHead: parent?.hex, kind: .add,
                                      files: manifest.files.count, bytes: manifest.totalBytes,
-                                     manifestSHA256: try manifest.sha256(), historyCommits: historyCommits,
+                                     manifestSHA256: SHA256Digest.hex(of: manifestJSON), historyCommits: historyCommits,
                                      registeredAt: Int64(date.timeIntervalSince1970)),
-            manifest: try manifest.canonicalJSON(), contributors: contributors, blobDigests: digests,
+            manifest: manifestJSON, contributors: contributors, blobDigests: digests,
             createsDataset: record == nil)
         try commitRegistration(registration, repository: repository, expectedHead: parent)
 
@@ -190,12 +192,34 @@ extension Store {
         var mode: FileMode
     }
 
-    /// Writes every file as a loose blob while hashing it with SHA-256 in the same pass. Many
-    /// files are spread over all cores, each worker with its own libgit2 handle (libgit2 wants
-    /// one per thread; loose objects are written to temporary files and renamed, so workers
-    /// never see each other's halves). Results come back in the order of `files`.
-    static func writeBlobs(_ files: [DatasetFile], into repository: Repository, dataset: String) throws -> [WrittenBlob] {
+    /// Fewer small files than this are written as loose objects; more go into one pack.
+    static let packThreshold = 64
+
+    /// Writes every file as a blob while hashing it with SHA-256 in the same pass, and returns
+    /// the results in the order of `files`.
+    ///
+    /// Many files are spread over all cores, each worker with its own libgit2 handle (libgit2
+    /// wants one per thread). When there are many small files they go into one new pack
+    /// (`PackWriter`: each worker hashes and compresses its files, only the appends are
+    /// serialised), which saves creating and renaming one loose-object file per file; files
+    /// over `PackWriter.largestPackedBlob` are still streamed into loose objects. The pack is in
+    /// place, and visible to `repository`, when this returns.
+    ///
+    /// - Parameter skipExisting: leave objects the repository already has out of the pack
+    ///   (worth a lookup per file only when the dataset has earlier commits).
+    static func writeBlobs(_ files: [DatasetFile], into repository: Repository, dataset: String,
+                           skipExisting: Bool = false) throws -> [WrittenBlob] {
         let workers = files.count >= 64 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
+        let packable = files.reduce(0) { count, file in
+            if case .regular = file.kind, file.size <= UInt64(PackWriter.largestPackedBlob) { return count + 1 }
+            return count
+        }
+        let pack: PackWriter?
+        do {
+            pack = packable >= packThreshold ? try PackWriter(repository: repository, expectedCount: packable) : nil
+        } catch let error as GitError {
+            throw ProvenanceError(.git, "cannot write to dataset '\(dataset)': \(error.message)")
+        }
         // Workers run outside the task, where the task-local progress sink is not visible.
         let shared = BlobWriteState(count: files.count, task: "Adding to \(dataset)", sink: ProgressReport.sink)
         let total = files.count
@@ -206,7 +230,7 @@ extension Store {
                 let id: ObjectID
                 let size: UInt64
                 do {
-                    (id, size) = try repository.writeBlob(fromFile: file.source) { hasher.update($0) }
+                    (id, size) = try repository.writeBlob(fromPath: file.sourcePath, into: pack, skipExisting: skipExisting) { hasher.update($0) }
                 } catch let error as GitError {
                     throw ProvenanceError(.git, "cannot store '\(file.treePath)': \(error.message)")
                 }
@@ -235,7 +259,16 @@ extension Store {
                 do { run(worker: worker, repository: try Repository.open(at: path)) } catch { shared.fail(error) }
             }
         }
-        return try shared.results(dataset: dataset)
+        let results = try shared.results(dataset: dataset)
+        if let pack {
+            do {
+                try pack.finish()
+                try repository.refreshObjects()
+            } catch let error as GitError {
+                throw ProvenanceError(.git, "cannot write to dataset '\(dataset)': \(error.message)")
+            }
+        }
+        return results
     }
 
     // MARK: Importing history
