@@ -5,7 +5,7 @@ internal import Foundation
 internal import Glibc
 #endif
 
-/// Writes many blobs into one new pack (version 2, whole objects, no delta search) with its
+/// Writes many objects into one new pack (version 2, whole objects, no delta search) with its
 /// version-2 index, as `git index-pack` would leave them.
 ///
 /// Thousands of small files cost git and libgit2 one loose-object file each: an open, a write,
@@ -84,7 +84,19 @@ public final class PackWriter: @unchecked Sendable {
     /// Safe to call from many threads at once. `skip` is asked (outside the writer's lock)
     /// whether the object need not be written at all, e.g. because the repository has it.
     public func addBlob(_ bytes: UnsafeRawBufferPointer, skip: (ObjectID) -> Bool = { _ in false }) throws -> ObjectID {
-        let objectHeader = Array("blob \(bytes.count)\0".utf8)
+        try add(bytes, type: .blob, skip: skip)
+    }
+
+    /// Adds object `bytes` of `type` (its content, without git's "type size" header) unless
+    /// the pack already holds it, and returns its id.
+    public func add(_ bytes: UnsafeRawBufferPointer, type: ObjectType, skip: (ObjectID) -> Bool = { _ in false }) throws -> ObjectID {
+        let (name, code): (String, UInt8) = switch type {
+        case .commit: ("commit", 1)
+        case .tree: ("tree", 2)
+        case .blob: ("blob", 3)
+        case .tag: ("tag", 4)
+        }
+        let objectHeader = Array("\(name) \(bytes.count)\0".utf8)
         var sha = Insecure.SHA1()
         sha.update(data: objectHeader)
         sha.update(bufferPointer: bytes)
@@ -97,7 +109,7 @@ public final class PackWriter: @unchecked Sendable {
         if !fresh { return objectID }
 
         // The entry: git's type-and-size header, then the zlib stream of the content.
-        var entry = Self.entryHeader(type: 3, size: UInt64(bytes.count))
+        var entry = Self.entryHeader(type: code, size: UInt64(bytes.count))
         let headerCount = entry.count
         let compressed = try Self.deflate(bytes, level: compressionLevel, appendingTo: &entry)
         entry.removeLast(entry.count - headerCount - compressed)
@@ -105,7 +117,7 @@ public final class PackWriter: @unchecked Sendable {
 
         lock.lock()
         defer { lock.unlock() }
-        guard !done else { throw GitError(function: "PackWriter.addBlob", message: "the pack is already finished") }
+        guard !done else { throw GitError(function: "PackWriter.add", message: "the pack is already finished") }
         entries.append(Entry(id: id, offset: offset, crc: crc))
         append(entry)
         if buffer.count >= Self.bufferSize { try flush() }
