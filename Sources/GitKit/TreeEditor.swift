@@ -137,6 +137,9 @@ public final class TreeEditor {
         return count
     }
 
+    private static let blobMode = Array("100644".utf8)
+    private static let treeMode = Array("40000".utf8)
+
     private func write(_ folder: Folder, odb: OpaquePointer, pack: PackWriter?) throws -> git_oid {
         if let id = folder.unchangedID { return id }
         // git's order: bytewise by name, a folder compared as if its name ended in '/'.
@@ -155,7 +158,11 @@ public final class TreeEditor {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(rows.count * 40)
         for row in rows {
-            bytes += Array(String(row.mode, radix: 8).utf8)
+            switch row.mode {
+            case FileMode.blob.rawValue: bytes += Self.blobMode
+            case FileMode.tree.rawValue: bytes += Self.treeMode
+            default: bytes += Array(String(row.mode, radix: 8).utf8)
+            }
             bytes.append(0x20)
             bytes += row.name
             bytes.append(0)
