@@ -36,7 +36,8 @@ let package = Package(
         ),
         .target(
             name: "GitKit",
-            dependencies: ["CGit2"],
+            // Crypto for SHA-1 of the packs GitKit writes itself (libgit2 does not export its hashing).
+            dependencies: ["CGit2", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -90,6 +90,25 @@ measure() {
     fi
 }
 
+# wait_for_background_git DIR: `git commit` of 10,000 new loose objects (over gc.auto's 6,700)
+# starts a detached `git gc --auto`, which repacks for seconds after the timed command has
+# returned. Left running, it takes the CPUs from whatever is timed next (the next provenance
+# run, or the next git run), so wait until no process works in DIR any more. Not timed.
+wait_for_background_git() {
+    local dir=$1 proc cwd busy
+    for _ in $(seq 1 1200); do
+        busy=0
+        [[ -e $dir/.git/gc.pid ]] && busy=1
+        for proc in /proc/[0-9]*; do
+            cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
+            if [[ $cwd == "$dir" || $cwd == "$dir"/* ]]; then busy=1; break; fi
+        done
+        (( busy )) || return 0
+        sleep 0.1
+    done
+    echo "add.sh: git is still working in $dir after 120 s; going on" >&2
+}
+
 kib_to_mib() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / 1024:.1f}")' "$1"; }
 
 # --- 1. memory: one big random file -----------------------------------------------------
@@ -174,6 +193,7 @@ for run in $(seq 1 "$RUNS"); do
     sync
     (cd "$repo" && measure "$WORK/small/git-$run" sh -c '"$@" init -q && "$@" add -A && "$@" commit -qm add' sh "${GIT[@]}")
     GIT_TIMES+=("$(cat "$WORK/small/git-$run.wall")")
+    wait_for_background_git "$repo"
     echo "    run $run: provenance $(cat "$WORK/small/prov-$run.wall") s (peak RSS $(kib_to_mib "$(cat "$WORK/small/prov-$run.rss")") MiB), git add+commit $(cat "$WORK/small/git-$run.wall") s"
 done
 PROV_MEDIAN=$(median "${PROV_TIMES[@]}")

@@ -53,16 +53,28 @@ extension Repository {
     /// thousands of small files, Foundation's file handles and attribute dictionaries cost more
     /// than the writing. A file of at most 1 MiB is written in one call, a larger one streamed.
     ///
+    /// With a `pack`, a file of at most `PackWriter.largestPackedBlob` bytes goes into it
+    /// instead of a loose object (unless `skipExisting` and the repository already has it);
+    /// a larger one is still streamed into a loose object.
+    ///
     /// - Returns: the blob id and the number of bytes written.
-    public func writeBlob(fromFile url: URL, observe: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> (id: ObjectID, size: UInt64) {
-        let descriptor = Glibc.open(url.path, O_RDONLY | O_CLOEXEC)
+    public func writeBlob(fromFile url: URL, into pack: PackWriter? = nil, skipExisting: Bool = false,
+                          observe: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> (id: ObjectID, size: UInt64) {
+        try writeBlob(fromPath: url.path, into: pack, skipExisting: skipExisting, observe: observe)
+    }
+
+    /// `writeBlob(fromFile:into:skipExisting:observe:)` for a path, which saves building a
+    /// `URL` per file when there are thousands.
+    public func writeBlob(fromPath path: String, into pack: PackWriter? = nil, skipExisting: Bool = false,
+                          observe: (UnsafeRawBufferPointer) -> Void = { _ in }) throws -> (id: ObjectID, size: UInt64) {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw GitError(function: "open", message: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+            throw GitError(function: "open", message: "cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { Glibc.close(descriptor) }
         var info = stat()
         guard fstat(descriptor, &info) == 0 else {
-            throw GitError(function: "fstat", message: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+            throw GitError(function: "fstat", message: "cannot read \(path): \(String(cString: strerror(errno)))")
         }
         let size = UInt64(max(0, info.st_size))
         let chunkSize = 1 << 20
@@ -75,21 +87,34 @@ extension Repository {
                 let count = Glibc.read(descriptor, buffer.baseAddress! + filled, chunkSize - filled)
                 if count < 0 {
                     if errno == EINTR { continue }
-                    throw GitError(function: "read", message: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+                    throw GitError(function: "read", message: "cannot read \(path): \(String(cString: strerror(errno)))")
                 }
                 if count == 0 { break }
                 filled += count
             }
             return filled
         }
+        if let pack, size <= UInt64(PackWriter.largestPackedBlob) {
+            let count = try fill()
+            if UInt64(count) != size {
+                throw GitError(function: "read", message: "\(path) changed size while it was being read")
+            }
+            if count == chunkSize, try fill() > 0 {
+                throw GitError(function: "read", message: "\(path) grew while it was being read")
+            }
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+            observe(bytes)
+            let id = try pack.addBlob(bytes) { skipExisting && self.hasObjectWithoutRefresh($0) }
+            return (id, UInt64(count))
+        }
         return try withODB { odb in
             if size <= UInt64(chunkSize) {
                 let count = try fill()
                 if UInt64(count) != size {
-                    throw GitError(function: "git_odb_write", message: "\(url.path) changed size while it was being read")
+                    throw GitError(function: "git_odb_write", message: "\(path) changed size while it was being read")
                 }
                 if count == chunkSize, try fill() > 0 {
-                    throw GitError(function: "git_odb_write", message: "\(url.path) grew while it was being read")
+                    throw GitError(function: "git_odb_write", message: "\(path) grew while it was being read")
                 }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
                 observe(bytes)
@@ -106,19 +131,36 @@ extension Repository {
                 if count == 0 { break }
                 written += UInt64(count)
                 if written > size {
-                    throw GitError(function: "git_odb_stream_write", message: "\(url.path) grew while it was being read")
+                    throw GitError(function: "git_odb_stream_write", message: "\(path) grew while it was being read")
                 }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
                 observe(bytes)
                 try check("git_odb_stream_write", git_odb_stream_write(stream, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), count))
             }
             if written != size {
-                throw GitError(function: "git_odb_stream_finalize_write", message: "\(url.path) changed size while it was being read")
+                throw GitError(function: "git_odb_stream_finalize_write", message: "\(path) changed size while it was being read")
             }
             var oid = git_oid()
             try check("git_odb_stream_finalize_write", git_odb_stream_finalize_write(&oid, stream))
             return (ObjectID(oid), written)
         }
+    }
+
+    /// True when the object database has `id`, asking only the packs and loose objects it
+    /// already knows about (no rescan of the pack folder on a miss, which costs a directory
+    /// read per lookup).
+    func hasObjectWithoutRefresh(_ id: ObjectID) -> Bool {
+        var odb: OpaquePointer?
+        guard git_repository_odb(&odb, pointer) == 0 else { return false }
+        defer { git_odb_free(odb) }
+        var oid = id.oid
+        return git_odb_exists_ext(odb, &oid, GIT_ODB_LOOKUP_NO_REFRESH.rawValue) == 1
+    }
+
+    /// Makes objects written behind libgit2's back (a pack from `PackWriter`) visible to
+    /// this handle.
+    public func refreshObjects() throws {
+        try withODB { odb in _ = try check("git_odb_refresh", git_odb_refresh(odb)) }
     }
 
     /// Writes `data` as a blob.

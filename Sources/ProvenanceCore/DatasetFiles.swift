@@ -4,9 +4,11 @@ import Foundation
 struct DatasetFile {
     enum Kind { case regular(executable: Bool), symlink(target: String) }
 
-    var source: URL
+    var sourcePath: String
     var treePath: String
     var kind: Kind
+    /// The size `lstat` saw when the file was collected (the writer reads the real one).
+    var size: UInt64 = 0
 }
 
 /// Turns the paths given to `add` into the files to commit, refusing anything that would
@@ -39,10 +41,10 @@ enum DatasetFileCollector {
             }
             try walk(source, components: prefix + base, displayPath: path, storePath: storePath) { file in
                 if let earlier = sources[file.treePath] {
-                    if earlier == file.source.path { return }
-                    throw ProvenanceError.invalid("'\(earlier)' and '\(file.source.path)' would both be stored as '\(file.treePath)'")
+                    if earlier == file.sourcePath { return }
+                    throw ProvenanceError.invalid("'\(earlier)' and '\(file.sourcePath)' would both be stored as '\(file.treePath)'")
                 }
-                sources[file.treePath] = file.source.path
+                sources[file.treePath] = file.sourcePath
                 files.append(file)
             }
         }
@@ -94,29 +96,54 @@ enum DatasetFileCollector {
             }
             throw ProvenanceError.invalid("cannot read '\(displayPath)': \(String(cString: strerror(errno)))")
         }
-        let treePath = components.joined(separator: "/")
+        try visit(url.path, info: info, treePath: components.joined(separator: "/"), displayPath: displayPath,
+                  storePath: storePath, emit)
+    }
+
+    /// One file or folder found by `walk`, with what `lstat` said about it.
+    ///
+    /// Folders are listed with `readdir` and their entries examined with `fstatat` relative to
+    /// the open folder, paths kept as strings: with thousands of files, building a `URL` and
+    /// resolving the whole path again for every one of them cost more than reading them.
+    private static func visit(_ path: String, info: stat, treePath: String, displayPath: String, storePath: String,
+                              _ emit: (DatasetFile) throws -> Void) throws {
         switch info.st_mode & S_IFMT {
         case S_IFREG:
-            guard !components.isEmpty else { throw ProvenanceError.invalid("'\(displayPath)' has no name to store it under") }
-            try emit(DatasetFile(source: url, treePath: treePath, kind: .regular(executable: info.st_mode & S_IXUSR != 0)))
+            guard !treePath.isEmpty else { throw ProvenanceError.invalid("'\(displayPath)' has no name to store it under") }
+            try emit(DatasetFile(sourcePath: path, treePath: treePath, kind: .regular(executable: info.st_mode & S_IXUSR != 0),
+                                 size: UInt64(max(0, info.st_size))))
         case S_IFLNK:
-            let target = try FileManager.default.destinationOfSymbolicLink(atPath: url.path)
-            try emit(DatasetFile(source: url, treePath: treePath, kind: .symlink(target: target)))
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
+            try emit(DatasetFile(sourcePath: path, treePath: treePath, kind: .symlink(target: target)))
         case S_IFDIR:
-            if url.resolvingSymlinksInPath().standardizedFileURL.path == storePath {
+            if URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path == storePath {
                 throw ProvenanceError.invalid("'\(displayPath)' is the Provenance store itself; it cannot be added to a dataset")
             }
-            let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: url.path).sorted() } catch {
-                throw ProvenanceError.invalid("cannot list '\(displayPath)': \(error.localizedDescription)")
+            guard let folder = opendir(path) else {
+                throw ProvenanceError.invalid("cannot list '\(displayPath)': \(String(cString: strerror(errno)))")
             }
+            defer { closedir(folder) }
+            var names: [String] = []
+            while let entry = readdir(folder) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            names.sort()
+            let descriptor = dirfd(folder)
             for name in names {
                 let childDisplay = displayPath.hasSuffix("/") ? displayPath + name : displayPath + "/" + name
                 if isGitMetadata(name) {
                     throw ProvenanceError.invalid("'\(childDisplay)' is git metadata and cannot be added to a dataset; add the files without it, or import the repository with --from")
                 }
-                try walk(url.appendingPathComponent(name), components: components + [name], displayPath: childDisplay,
-                         storePath: storePath, emit)
+                var child = stat()
+                guard fstatat(descriptor, name, &child, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    throw ProvenanceError.invalid("cannot read '\(childDisplay)': \(String(cString: strerror(errno)))")
+                }
+                try visit(path.hasSuffix("/") ? path + name : path + "/" + name, info: child,
+                          treePath: treePath.isEmpty ? name : treePath + "/" + name, displayPath: childDisplay,
+                          storePath: storePath, emit)
             }
         default:
             throw ProvenanceError.invalid("'\(displayPath)' is not a regular file, folder or symbolic link")

@@ -31,8 +31,38 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Canonical JSON: sorted keys, no insignificant whitespace.
+    ///
+    /// Written directly when every path is printable ASCII without `"` or `\\` (nothing to
+    /// escape), which gives the bytes `CanonicalJSON.encode` gives at a fraction of the cost
+    /// for many files; otherwise encoded by `CanonicalJSON`.
     public func canonicalJSON() throws -> Data {
-        try CanonicalJSON.encode(self)
+        guard format == Manifest.format, let data = plainJSON() else { return try CanonicalJSON.encode(self) }
+        return data
+    }
+
+    /// The canonical JSON written byte by byte, or nil when a path needs escaping.
+    func plainJSON() -> Data? {
+        var out: [UInt8] = []
+        out.reserveCapacity(files.count * 120 + 64)
+        out += Array(#"{"files":["#.utf8)
+        for (index, file) in files.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out += Array(#"{"path":""#.utf8)
+            for byte in file.path.utf8 {
+                guard byte >= 0x20, byte < 0x7f, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { return nil }
+                out.append(byte)
+            }
+            guard file.sha256.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else { return nil }
+            out += Array(#"","sha256":""#.utf8)
+            out += Array(file.sha256.utf8)
+            out += Array(#"","size":"#.utf8)
+            out += Array(String(file.size).utf8)
+            out.append(UInt8(ascii: "}"))
+        }
+        out += Array(#"],"format":""#.utf8)
+        out += Array(format.utf8)
+        out += Array(#""}"#.utf8)
+        return Data(out)
     }
 
     /// The SHA-256 of the canonical JSON, in lowercase hex.

@@ -251,7 +251,8 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
             INSERT INTO blob_digests (dataset, blob_id, sha256, size) VALUES (?, ?, ?, ?)
             ON CONFLICT (dataset, blob_id) DO NOTHING
             """)
-        for blob in registration.blobDigests {
+        // In key order, so the index B-tree is appended to rather than split at random places.
+        for blob in registration.blobDigests.sorted(by: { $0.blob < $1.blob }) {
             try digest.execute(arguments: [record.dataset, blob.blob, blob.sha256, Int64(blob.size)])
         }
         try db.execute(sql: "UPDATE datasets SET head = ? WHERE name = ?", arguments: [record.commit, record.dataset])

@@ -114,36 +114,81 @@ extension Store {
         let parentTree = try parent.map { try repository.commit($0).tree }
         let editor = try TreeEditor(repository: repository, base: parentTree)
 
-        // Refuse file/folder clashes before writing a single object.
+        // Refuse file/folder clashes before writing a single object. Every folder a new file
+        // goes under is collected once; the per-file checks that name the clash run only when
+        // one of them finds one.
+        var folders = Set<Substring>()
         for file in files {
-            let parts = file.treePath.split(separator: "/").map(String.init)
-            for depth in 1..<max(parts.count, 1) where editor.file(at: parts[..<depth].joined(separator: "/")) != nil {
-                throw ProvenanceError.conflict("cannot add '\(file.treePath)': '\(parts[..<depth].joined(separator: "/"))' is a file in dataset '\(dataset)'")
-            }
-            if editor.isDirectory(file.treePath) {
-                throw ProvenanceError.conflict("cannot add '\(file.treePath)': it is a folder in dataset '\(dataset)'")
+            var path = Substring(file.treePath)
+            while let slash = path.lastIndex(of: "/") {
+                path = path[..<slash]
+                if !folders.insert(path).inserted { break }
             }
         }
-        let newPaths = Set(files.map(\.treePath))
-        for file in files {
-            let parts = file.treePath.split(separator: "/").map(String.init)
-            for depth in 1..<max(parts.count, 1) where newPaths.contains(parts[..<depth].joined(separator: "/")) {
-                throw ProvenanceError.conflict("cannot add both '\(parts[..<depth].joined(separator: "/"))' as a file and '\(file.treePath)' under it")
+        if parentTree != nil,
+           folders.contains(where: { editor.file(at: String($0)) != nil }) || files.contains(where: { editor.isDirectory($0.treePath) }) {
+            for file in files {
+                let parts = file.treePath.split(separator: "/").map(String.init)
+                for depth in 1..<max(parts.count, 1) where editor.file(at: parts[..<depth].joined(separator: "/")) != nil {
+                    throw ProvenanceError.conflict("cannot add '\(file.treePath)': '\(parts[..<depth].joined(separator: "/"))' is a file in dataset '\(dataset)'")
+                }
+                if editor.isDirectory(file.treePath) {
+                    throw ProvenanceError.conflict("cannot add '\(file.treePath)': it is a folder in dataset '\(dataset)'")
+                }
             }
+        }
+        if files.contains(where: { folders.contains(Substring($0.treePath)) }) {
+            let newPaths = Set(files.map(\.treePath))
+            for file in files {
+                let parts = file.treePath.split(separator: "/").map(String.init)
+                for depth in 1..<max(parts.count, 1) where newPaths.contains(parts[..<depth].joined(separator: "/")) {
+                    throw ProvenanceError.conflict("cannot add both '\(parts[..<depth].joined(separator: "/"))' as a file and '\(file.treePath)' under it")
+                }
+            }
+        }
+
+        // Many small files go into one pack with the folders that hold them; it is put in
+        // place only once the tree is known to differ from the parent's.
+        let packable = files.reduce(0) { count, file in
+            if case .regular = file.kind, file.size <= UInt64(PackWriter.largestPackedBlob) { return count + 1 }
+            return count
+        }
+        let pack: PackWriter?
+        do {
+            pack = packable >= Self.packThreshold
+                ? try PackWriter(repository: repository, expectedCount: packable + folders.count + 1) : nil
+        } catch let error as GitError {
+            throw ProvenanceError(.git, "cannot write to dataset '\(dataset)': \(error.message)")
         }
 
         var added: [Manifest.Entry] = []
         var digests: [BlobDigest] = []
         var addedBytes: UInt64 = 0
-        for (file, blob) in zip(files, try Self.writeBlobs(files, into: repository, dataset: dataset)) {
+        added.reserveCapacity(files.count)
+        digests.reserveCapacity(files.count)
+        let blobs = try Self.writeBlobs(files, into: repository, pack: pack, dataset: dataset, skipExisting: parent != nil)
+        for (file, blob) in zip(files, blobs) {
             try editor.setFile(file.treePath, id: blob.id, mode: blob.mode, size: blob.size)
             added.append(Manifest.Entry(path: file.treePath, size: blob.size, sha256: blob.sha256))
             digests.append(BlobDigest(blob: blob.id.hex, sha256: blob.sha256, size: blob.size))
             addedBytes += blob.size
         }
-        let tree = try editor.write()
+        let tree: ObjectID
+        do {
+            tree = try editor.write(into: pack)
+        } catch let error as GitError {
+            throw ProvenanceError(.git, "cannot write to dataset '\(dataset)': \(error.message)")
+        }
         if let parentTree, tree == parentTree {
             throw ProvenanceError.conflict("nothing to add: these files are already in dataset '\(dataset)' at \(parent!.short)")
+        }
+        if let pack {
+            do {
+                try pack.finish()
+                try repository.refreshObjects()
+            } catch let error as GitError {
+                throw ProvenanceError(.git, "cannot write to dataset '\(dataset)': \(error.message)")
+            }
         }
 
         let signature = Signature(name: contributor.name, email: contributor.email,
@@ -166,14 +211,15 @@ extension Store {
         }
         for entry in added { entries[entry.path] = entry }
         let manifest = Manifest(files: Array(entries.values))
+        let manifestJSON = try manifest.canonicalJSON()
         let (contributors, historyCommits) = try Self.contributorSummaries(repository: repository, commit: commit)
 
         let registration = CommitRegistration(
             record: RegisteredCommit(dataset: dataset, commit: commit.hex, previousHead: parent?.hex, kind: .add,
                                      files: manifest.files.count, bytes: manifest.totalBytes,
-                                     manifestSHA256: try manifest.sha256(), historyCommits: historyCommits,
+                                     manifestSHA256: SHA256Digest.hex(of: manifestJSON), historyCommits: historyCommits,
                                      registeredAt: Int64(date.timeIntervalSince1970)),
-            manifest: try manifest.canonicalJSON(), contributors: contributors, blobDigests: digests,
+            manifest: manifestJSON, contributors: contributors, blobDigests: digests,
             createsDataset: record == nil)
         try commitRegistration(registration, repository: repository, expectedHead: parent)
 
@@ -190,11 +236,22 @@ extension Store {
         var mode: FileMode
     }
 
-    /// Writes every file as a loose blob while hashing it with SHA-256 in the same pass. Many
-    /// files are spread over all cores, each worker with its own libgit2 handle (libgit2 wants
-    /// one per thread; loose objects are written to temporary files and renamed, so workers
-    /// never see each other's halves). Results come back in the order of `files`.
-    static func writeBlobs(_ files: [DatasetFile], into repository: Repository, dataset: String) throws -> [WrittenBlob] {
+    /// Fewer small files than this are written as loose objects; more go into one pack.
+    static let packThreshold = 64
+
+    /// Writes every file as a blob while hashing it with SHA-256 in the same pass, and returns
+    /// the results in the order of `files`.
+    ///
+    /// Many files are spread over all cores, each worker with its own libgit2 handle (libgit2
+    /// wants one per thread). With a `pack`, files of at most `PackWriter.largestPackedBlob`
+    /// go into it (each worker hashes and compresses its files, only the appends are
+    /// serialised), which saves creating and renaming one loose-object file per file; larger
+    /// files, and all files without a pack, are streamed into loose objects.
+    ///
+    /// - Parameter skipExisting: leave objects the repository already has out of the pack
+    ///   (worth a lookup per file only when the dataset has earlier commits).
+    static func writeBlobs(_ files: [DatasetFile], into repository: Repository, pack: PackWriter?, dataset: String,
+                           skipExisting: Bool = false) throws -> [WrittenBlob] {
         let workers = files.count >= 64 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
         // Workers run outside the task, where the task-local progress sink is not visible.
         let shared = BlobWriteState(count: files.count, task: "Adding to \(dataset)", sink: ProgressReport.sink)
@@ -206,7 +263,7 @@ extension Store {
                 let id: ObjectID
                 let size: UInt64
                 do {
-                    (id, size) = try repository.writeBlob(fromFile: file.source) { hasher.update($0) }
+                    (id, size) = try repository.writeBlob(fromPath: file.sourcePath, into: pack, skipExisting: skipExisting) { hasher.update($0) }
                 } catch let error as GitError {
                     throw ProvenanceError(.git, "cannot store '\(file.treePath)': \(error.message)")
                 }

@@ -120,6 +120,59 @@ import Testing
         }
     }
 
+    /// Many small files go into one pack with their folders; a later add of some of the same
+    /// files and some new ones packs only the new objects; re-adding what is there writes nothing.
+    @Test func manySmallFilesGoIntoOnePackThatGitReads() throws {
+        let cli = try CLIHarness()
+        for index in 0..<200 {
+            try cli.write("bulk/d\(index % 10)/f\(index).txt", "file \(index)\n" + String(repeating: "x", count: index * 37))
+        }
+        try cli.write("bulk/d3/same-as-f0.txt", "file 0\n")
+        let big = Data((0..<((1 << 20) + 10)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+        try big.write(to: cli.work.appendingPathComponent("bulk/big.bin"))
+        let added = try cli.json(AddTests.AddJSON.self, "add", "bulk", "bulk", "--contributor", "A <a@example.org>")
+        #expect(added.files == 202)
+        let repo = cli.datasetRepository("bulk")
+        try git(["fsck", "--strict"], in: repo)
+        let packs = try FileManager.default.contentsOfDirectory(atPath: repo.appendingPathComponent("objects/pack").path).sorted()
+        #expect(packs.count == 2 && packs.allSatisfy { $0.hasPrefix("pack-") }, "\(packs)")
+        let idx = try #require(packs.first { $0.hasSuffix(".idx") })
+        // 200 distinct small blobs (one file duplicates another) and 12 folders; the big file is loose.
+        let verify = try git(["verify-pack", "-v", "objects/pack/\(idx)"], in: repo)
+        #expect(verify.lines.contains("non delta: 212 objects"), "\(verify.lines.suffix(3))")
+        #expect(try git(["count-objects", "-v"], in: repo).lines.first == "count: 2", "the big blob and the commit")
+        for row in try git(["ls-tree", "-r", "HEAD"], in: repo).lines {
+            let fields = row.split(separator: "\t", maxSplits: 1)
+            let path = String(fields[1])
+            #expect(String(fields[0].split(separator: " ")[2]) == (try git(["hash-object", cli.work.appendingPathComponent(path).path], in: cli.work).output), "\(path)")
+        }
+        // git's own tree of the same files is the same tree.
+        try git(["init", "-q", "oracle"], in: cli.work)
+        try FileManager.default.copyItem(at: cli.work.appendingPathComponent("bulk"), to: cli.work.appendingPathComponent("oracle/bulk"))
+        try git(["add", "-A"], in: cli.work.appendingPathComponent("oracle"))
+        #expect(try git(["write-tree"], in: cli.work.appendingPathComponent("oracle")).output
+                == (try git(["rev-parse", "HEAD^{tree}"], in: repo).output))
+
+        // 100 files again, 80 unchanged and 20 changed, plus 70 new ones.
+        for index in 0..<20 { try cli.write("bulk/d\(index % 10)/f\(index).txt", "changed \(index)\n") }
+        for index in 0..<70 { try cli.write("bulk/new/n\(index).txt", "new \(index)\n") }
+        var again = (0..<100).map { "bulk/d\($0 % 10)/f\($0).txt" }
+        again.append("bulk/new")
+        let secondRun = try cli.must(["add", "bulk"] + again + ["--contributor", "B <b@example.org>", "--json"])
+        let second = try JSONDecoder().decode(AddTests.AddJSON.self, from: Data(secondRun.stdout.utf8))
+        #expect(second.files == 170)
+        #expect(second.total_files == 272)
+        try git(["fsck", "--strict"], in: repo)
+        let newPack = try #require(try FileManager.default.contentsOfDirectory(atPath: repo.appendingPathComponent("objects/pack").path)
+            .first { $0.hasSuffix(".idx") && $0 != idx })
+        // 90 new blobs; the root, bulk, bulk/new and the ten d* folders.
+        #expect(try git(["verify-pack", "-v", "objects/pack/\(newPack)"], in: repo).lines.contains("non delta: 103 objects"))
+        // The same files once more: nothing to add, and no pack left behind.
+        let same = try cli.run(["add", "bulk"] + again + ["--contributor", "B <b@example.org>"])
+        #expect(!same.succeeded && same.stderr.contains("nothing to add"), "\(same)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: repo.appendingPathComponent("objects/pack").path).count == 4)
+    }
+
     @Test func toPlacesFilesAndModesAndSymlinksAreKept() throws {
         let cli = try CLIHarness()
         let script = try cli.write("tools/run.sh", "#!/bin/sh\necho hi\n")

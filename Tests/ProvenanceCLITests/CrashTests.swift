@@ -72,6 +72,28 @@ import Testing
         #expect(authors == (committed ? ["c@example.org", "b@example.org", "a@example.org"] : ["c@example.org", "a@example.org"]))
     }
 
+    /// An add of many files writes a pack; killed at any point, the store stays consistent and
+    /// the next add of the same files succeeds (or finds them already there).
+    @Test(arguments: points)
+    func crashDuringPackedAdd(at point: String) throws {
+        let cli = try CLIHarness()
+        for index in 0..<100 { try cli.write("many/d\(index % 4)/f\(index).txt", "file \(index)\n") }
+        let crashed = try cli.run(["add", "packed", "many", "--contributor", "A <a@example.org>"], environment: ["PROVENANCE_CRASH_AT": point])
+        #expect(crashed.signalled && crashed.status == SIGKILL, "\(crashed)")
+        let packs = cli.datasetRepository("packed").appendingPathComponent("objects/pack")
+        if point != "after-repository-created" {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: packs.path).filter { $0.hasSuffix(".idx") }.count == 1)
+        }
+        let next = try cli.run("add", "packed", "many", "--contributor", "A <a@example.org>")
+        if point == "after-index-committed" {
+            #expect(!next.succeeded && next.stderr.contains("nothing to add"), "\(next)")
+        } else {
+            #expect(next.succeeded, "\(next)")
+        }
+        try Self.expectConsistent(cli, dataset: "packed")
+        #expect(try git(["ls-tree", "-r", "--name-only", "HEAD"], in: cli.datasetRepository("packed")).lines.count == 100)
+    }
+
     @Test(arguments: ["after-objects-written", "after-reference-updated", "after-index-committed"])
     func crashDuringImport(at point: String) throws {
         let source = try TemporaryDirectory()
