@@ -110,6 +110,13 @@ for who in ada@example.org grace@example.org alan@example.org alonzo@example.org
   printf '  %-22s %s\n' "$who" "$("$provenance" account balance "$who" 2>/dev/null || echo 0)"
 done
 run account statement grace@example.org --invoices   # one line per batch; --invoices lists the invoices it sums
+
+# Per-call attribution: under span-match a call pays whoever's words its output reproduced.
+run model set-plugin base span-match --by "Lab <lab@example.org>"
+printf 'As the poet wrote: She walks in beauty, like the night\nOf cloudless climes and starry skies; and so on.\n' > answer.txt
+run attribute base@1.0 --output-file answer.txt
+run call base@1.0 --caller alice@example.org --node gpu-1 --input-tokens 800 --output-tokens 300 --latency-ms 250 --output-file answer.txt
+run invoice show 13
 run ledger checkpoint
 run ledger proof 5
 run verify

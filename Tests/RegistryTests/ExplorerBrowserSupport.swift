@@ -64,7 +64,7 @@ enum Chromium {
 }
 
 /// The store `scripts/demo.sh` leaves behind: datasets poems, wiki, law and dialogue, models
-/// base@1.0, chat@1.0 and chat-legal@0.1, and 13 settled invoices. Made once per test run;
+/// base@1.0, chat@1.0 and chat-legal@0.1, and 14 settled invoices (the last under span-match). Made once per test run;
 /// each test serves its own copy.
 enum DemoStore {
     static let made: Result<URL, any Error> = Result {

@@ -174,14 +174,14 @@ final class ExplorerBrowserTests {
         let ledger = try Chromium.dom(server.base + "/ledger")
         let checkpoint = try #require(try cliJSON("ledger", "checkpoint") as? [String: Any])
         #expect(ledger.contains(try #require(checkpoint["root_hash"] as? String)))
-        #expect(ledger.contains(">\(try #require(checkpoint["size"] as? Int)) of 13 invoices<"))
+        #expect(ledger.contains(">\(try #require(checkpoint["size"] as? Int)) of 14 invoices<"))
         #expect(ledger.contains("the registry's key"))
     }
 
     @Test func verifyingARealInvoiceInTheBrowserPassesEveryStep() throws {
         let page = try Chromium.dom(server.base + "/invoices/5?verify=1")
         #expect(page.attribute("data-status", ofElement: "verify-result") == "pass", "\(page.element(id: "verify-result") ?? page)")
-        #expect(page.element(id: "verify-result")?.hasPrefix("Verified: invoice #5 is leaf #5 of the ledger of 13 invoices") == true)
+        #expect(page.element(id: "verify-result")?.hasPrefix("Verified: invoice #5 is leaf #5 of the ledger of 14 invoices") == true)
         for step in 1...4 { #expect(page.verificationStep(step)?.status == "pass", "step \(step): \(String(describing: page.verificationStep(step)))") }
         // The browser's own leaf hash and root are the ones the CLI computes.
         let entry = try #require(try cliJSON("invoice", "show", "5") as? [String: Any])
@@ -189,7 +189,7 @@ final class ExplorerBrowserTests {
         let proof = try #require(try cliJSON("ledger", "proof", "5") as? [String: Any])
         #expect(page.verificationStep(3)?.detail.contains(try #require(proof["root_hash"] as? String)) == true)
         // Every invoice of the demo verifies, the first and the last too.
-        for index in [0, 12] {
+        for index in [0, 13] {
             let other = try Chromium.dom(server.base + "/invoices/\(index)?verify=1")
             #expect(other.attribute("data-status", ofElement: "verify-result") == "pass", "invoice \(index)")
         }
