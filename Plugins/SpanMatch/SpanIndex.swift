@@ -176,6 +176,7 @@ public final class SpanIndex: @unchecked Sendable {
             }
             sorted.signal()
         }
+        ProgressReport.report("Sorting suffixes and blaming lines", done: count / 1_000_000, unit: "MB of text")
         var authors: [Meta.Author] = []
         var authorIndex: [Meta.Author: Int] = [:]
         var fileNumber = 0
@@ -217,6 +218,7 @@ public final class SpanIndex: @unchecked Sendable {
             filterBytes.initializeMemory(as: UInt8.self, repeating: 0)
             corpus.withUnsafeBytes { GramFilter.fill(filterBytes, count: gramBits, from: $0) }
         }
+        ProgressReport.report("Sorting suffixes", done: count / 1_000_000, unit: "MB of text")
         sorted.wait()
         if let blameError { throw blameError }
         guard status == 0 else { throw ProvenanceError(.storage, "divsufsort failed with status \(status)") }

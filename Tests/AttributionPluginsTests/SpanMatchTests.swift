@@ -286,6 +286,19 @@ import Testing
         // Only the authors whose words were reproduced are paid for data.
         let data = Set(shown.invoice.settlement.payouts.filter { $0.role == "data" }.map(\.account))
         #expect(data == ["ann@example.org", "bo@example.org"])
+        // A deferred call keeps its output until it is settled, and is attributed then.
+        let later = try cli.write("later.txt", "Recipe: " + Self.cySentence)
+        try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
+                     "--latency-ms", "5", "--output-file", later.path, "--defer")
+        let kept = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
+                                                       "SELECT count(*) FROM calls WHERE output_text IS NOT NULL"]).output
+        #expect(kept == "1")
+        try cli.must("settle")
+        let deferred = try cli.json(Shown.self, "invoice", "show", "1")
+        #expect(deferred.invoice.traceability.call_attribution?.first?.spans.map(\.contributor) == ["cy@example.org"])
+        let cleared = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
+                                                          "SELECT count(*) FROM calls WHERE output_text IS NOT NULL"]).output
+        #expect(cleared == "0", "a settled call keeps no copy of its output; the invoice holds the evidence")
         let verified = try cli.run("verify")
         #expect(verified.succeeded, "\(verified)")
     }

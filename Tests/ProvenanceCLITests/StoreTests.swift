@@ -19,7 +19,7 @@ import Testing
         #expect(journal.output == "wal")
         let migrations = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, "SELECT identifier FROM grdb_migrations"])
         #expect(migrations.lines == ["v1-datasets", "v2-models", "v3-attribution", "v4-settlement", "v5-access-tokens", "v6-net-settlement",
-                                     "v6-authorship-follows-renames"])
+                                     "v6-authorship-follows-renames", "v7-call-outputs"])
         // Running it again is harmless and says so.
         let again = try cli.run("init")
         #expect(again.output == "Reinitialized existing Provenance store in \(cli.store.path)")
