@@ -11,16 +11,11 @@ struct RandomHistory {
     var seed: UInt64
     var commits: Int
 
-    /// SplitMix64: small, seedable, the same on every machine.
+    /// SplitMix64 with the draws the history needs.
     struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var base: SplitMix64
+        init(state: UInt64) { base = SplitMix64(state: state) }
+        mutating func next() -> UInt64 { base.next() }
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
         mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
     }

@@ -8,17 +8,6 @@ import Testing
 /// span-match: the suffix-array index against a naive scan, and per-call attribution against
 /// the git CLI (blame, show) on a dataset written by several authors.
 @Suite struct SpanMatchTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Every maximal span a naive scan finds, and nothing else: for each output start, the
     /// longest prefix found in any one file; kept when it ends beyond every earlier one.
     static func naiveSpans(_ output: [UInt8], files: [[UInt8]], minimum: Int) -> [(start: Int, length: Int, occurrences: Int)] {
@@ -47,7 +36,7 @@ import Testing
 
     @Test(arguments: [1, 2, 3, 4])
     func theIndexFindsExactlyTheMaximalSpansOfANaiveScan(seed: UInt64) throws {
-        var random = Generator(state: seed)
+        var random = SplitMix64(state: seed)
         let repo = try TemporaryDirectory("span-random")
         try git(["init", "-q"], in: repo.url)
         // A small alphabet, so spans repeat across files and within them.

@@ -1,4 +1,5 @@
 import Foundation
+import ProvenanceTestSupport
 import Testing
 import ProvenanceCore
 
@@ -104,18 +105,6 @@ private enum Reference {
         let k = k(d.count)
         let split = d.startIndex + k
         return m <= k ? subproof(m, d[..<split], b) + [mth(d[split...])] : subproof(m - k, d[split...], false) + [mth(d[..<split])]
-    }
-}
-
-/// Deterministic pseudo-random numbers (SplitMix64) so "random" sizes are the same on every run.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

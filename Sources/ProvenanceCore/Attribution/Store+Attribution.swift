@@ -56,25 +56,22 @@ public struct AttributionPlugin: Sendable {
     public var dependsOnCall: Bool { computeSpans != nil || declaresPerCall?() == true }
 
     public init<S: AttributionStrategy>(_ strategy: S) {
-        name = S.name
-        version = S.version
-        kind = .builtIn
-        options = S.options
-        location = nil
-        compute = { try await strategy.weights(for: $0) }
-        computeSpans = nil
-        declaresPerCall = nil
-        validateOptions = { try S.validate(options: $0) }
+        self.init(builtIn: strategy, spans: nil)
     }
 
     public init<S: CallAttributionStrategy>(_ strategy: S) {
+        self.init(builtIn: strategy, spans: { try await strategy.spans(for: $0, call: $1) })
+    }
+
+    private init<S: AttributionStrategy>(builtIn strategy: S,
+                                         spans: (@Sendable (AttributionInput, AttributionInput.Call) async throws -> [AttributedSpan])?) {
         name = S.name
         version = S.version
         kind = .builtIn
         options = S.options
         location = nil
         compute = { try await strategy.weights(for: $0) }
-        computeSpans = { try await strategy.spans(for: $0, call: $1) }
+        computeSpans = spans
         declaresPerCall = nil
         validateOptions = { try S.validate(options: $0) }
     }
