@@ -113,6 +113,7 @@ import Testing
         ("stranger", "#!/bin/sh\ncat >/dev/null\necho '{\"weights\": [{\"contributor\": \"eve@example.org\", \"weight\": 1}]}'\n", "'eve@example.org' is not a contributor"),
         ("negative", "#!/bin/sh\ncat >/dev/null\necho '{\"weights\": [{\"contributor\": \"ann@example.org\", \"weight\": -1}]}'\n", "is negative"),
         ("zero", "#!/bin/sh\ncat >/dev/null\necho '{\"weights\": [{\"contributor\": \"ann@example.org\", \"weight\": 0}]}'\n", "every weight is zero"),
+        ("badpercall", "#!/bin/sh\ncat >/dev/null\necho '{\"per_call\": \"yes\", \"weights\": [{\"contributor\": \"ann@example.org\", \"weight\": 1}]}'\n", "\"per_call\" must be true or false"),
         ("oldproto", "#!/bin/sh\ncat >/dev/null\necho '{\"protocol\": \"provenance-attribution/0\", \"weights\": []}'\n", "speaks protocol provenance-attribution/0"),
     ])
     func misbehavingPluginsFailClearly(name: String, script: String, message: String) throws {

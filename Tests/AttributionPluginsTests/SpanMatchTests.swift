@@ -331,6 +331,16 @@ import Testing
             #expect(error.message.contains("output_text"))
             #expect(error.message.contains("output_sha256"))
         }
+        // An output for a record that signed no output hash is refused too.
+        let unhashed = CallRecord(caller: "caller@example.org", model: "m", version: "1", node: "n1", router: nil, inputTokens: 10,
+                                  outputTokens: 10, latencyMilliseconds: 1, outputSHA256: nil, idempotencyKey: "no-hash")
+        let unhashedSignature = try CallSignature.sign(unhashed, with: try store.keyStore.nodeKey("n1"))
+        do {
+            _ = try await store.submit([(unhashed, unhashedSignature)], outputs: ["text"], deferred: false, resolver: PluginRegistry())
+            Issue.record("an output without a signed hash was accepted")
+        } catch let error as ProvenanceError {
+            #expect(error.message.contains("has no output_sha256"))
+        }
         #expect(try cli.snapshot() == before)
         // The right text settles.
         let outcome = try await store.submit([(record, signature)], outputs: ["the real output"], deferred: false,

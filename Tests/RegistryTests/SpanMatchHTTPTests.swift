@@ -40,6 +40,14 @@ import Testing
             #expect(try fixture.store.invoices(account: nil, model: nil).isEmpty)
             #expect(try fixture.store.balance(of: "carol") == before)
 
+            // An output over 1 MiB is refused before anything else (400), and writes nothing either.
+            let (_, hugeBody) = try call("k-huge", text: String(repeating: "x", count: (1 << 20) + 1))
+            let huge = try await client.send(.post, "/v1/calls", token: fixture.node, json: hugeBody,
+                                             headers: [HTTPField.Name("Idempotency-Key")!: "k-huge"])
+            #expect(huge.status == .badRequest)
+            #expect(String(buffer: huge.body).contains("at most 1048576 bytes"))
+            #expect(try fixture.store.invoices(account: nil, model: nil).isEmpty)
+
             let (right, rightBody) = try call("k-right", text: output)
             let settled = try await client.send(.post, "/v1/calls", token: fixture.node, json: rightBody,
                                                 headers: [HTTPField.Name("Idempotency-Key")!: right.record.idempotencyKey])
