@@ -87,7 +87,8 @@ final class OpenIndexes: @unchecked Sendable {
     func index(at directory: URL, build: () throws -> SpanIndex) throws -> SpanIndex {
         lock.lock()
         defer { lock.unlock() }
-        if let index = open[directory.path], FileManager.default.fileExists(atPath: directory.path) { return index }
+        // An open index stays usable even if its folder goes (it is mapped); `forget` drops one rebuilt.
+        if let index = open[directory.path] { return index }
         let index = FileManager.default.fileExists(atPath: directory.appendingPathComponent("meta.json").path)
             ? try SpanIndex(directory: directory) : try build()
         open[directory.path] = index

@@ -128,9 +128,7 @@ public struct LevelCallAttribution: Sendable, Equatable {
     /// The weights spans earn, in ppb sorted by contributor, as settlement and `verify` derive them.
     public static func weights(of spans: [AttributedSpan], plugin: String) throws -> [InvoiceLevel.Weight] {
         let raw = AttributedSpan.weights(of: spans)
-        let shares = try PartsPerBillion.normalize(raw, known: Set(raw.map(\.contributor)), plugin: plugin)
-        return shares.filter { $0.ppb > 0 }.sorted { $0.contributor < $1.contributor }
-            .map { InvoiceLevel.Weight(contributor: $0.contributor, ppb: $0.ppb) }
+        return InvoiceLevel.weights(try PartsPerBillion.normalize(raw, known: Set(raw.map(\.contributor)), plugin: plugin))
     }
 
     /// `levels` with this call's weights in place of the version's, for every level attributed per call.

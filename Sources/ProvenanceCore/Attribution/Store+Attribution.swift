@@ -295,14 +295,11 @@ extension Store {
                 let found = try await computeSpans(input, call)
                 spans = found
                 if !found.isEmpty {
-                    let weights = try LevelCallAttribution.weights(of: found, plugin: plugin.name)
-                    let raw = Dictionary(AttributedSpan.weights(of: found).map { ($0.contributor, $0.weight) }, uniquingKeysWith: +)
-                    let known = Set(input.contributors.map(\.id))
-                    if let stranger = weights.first(where: { !known.contains($0.contributor) }) {
-                        throw AttributionError(plugin: plugin.name, message: "'\(stranger.contributor)' is not a contributor of this model version")
-                    }
+                    // The bytes each author's spans earned, normalised as any plugin's weights are
+                    // (and as `LevelCallAttribution.weights(of:)` re-derives them for verify).
                     return (spec.description, plugin.version,
-                            weights.map { PartsPerBillion.Share(contributor: $0.contributor, ppb: $0.ppb, raw: raw[$0.contributor] ?? 0) }, found)
+                            try PartsPerBillion.normalize(AttributedSpan.weights(of: found), known: Set(input.contributors.map(\.id)),
+                                                          plugin: plugin.name), found)
                 }
             }
             let weights = try await plugin.compute(input)

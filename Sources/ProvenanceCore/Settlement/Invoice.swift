@@ -14,6 +14,11 @@ public struct InvoiceLevel: Sendable, Equatable {
         public var ppb: UInt64
     }
 
+    /// Normalised shares as an invoice records weights: the non-zero ones, by contributor id.
+    static func weights(_ shares: [PartsPerBillion.Share]) -> [Weight] {
+        shares.filter { $0.ppb > 0 }.sorted { $0.contributor < $1.contributor }.map { Weight(contributor: $0.contributor, ppb: $0.ppb) }
+    }
+
     public var model: String
     public var version: String
     public var modelCommit: String

@@ -502,8 +502,7 @@ extension Store {
                 plugin: own.plugin, pluginVersion: own.pluginVersion, baseSharePPB: share,
                 datasets: manifest.datasets.map { .init(dataset: $0.dataset, commit: $0.commit, manifestSHA256: $0.manifestSHA256) },
                 trainingLogSHA256: manifest.trainingLogs.map(\.sha256),
-                weights: own.shares.filter { $0.ppb > 0 }.sorted { $0.contributor < $1.contributor }
-                    .map { InvoiceLevel.Weight(contributor: $0.contributor, ppb: $0.ppb) }))
+                weights: InvoiceLevel.weights(own.shares)))
             next = share > 0 ? manifest.base?.reference : nil
         }
         return levels
@@ -517,8 +516,9 @@ extension Store {
     /// `callAttribution` of many calls, on every core, in their order.
     func attributeCalls(_ calls: [(SettlementTerms, CallRecord, String)],
                         resolver: any AttributionPluginResolver) async throws -> [[LevelCallAttribution]] {
-        guard calls.count > 1 else {
-            return try await calls.asyncMap { try await callAttribution(terms: $0.0, record: $0.1, output: $0.2, resolver: resolver) }
+        guard calls.count > 1 else {  // one call (a real-time request): no task to spawn
+            guard let (terms, record, output) = calls.first else { return [] }
+            return [try await callAttribution(terms: terms, record: record, output: output, resolver: resolver)]
         }
         return try await withThrowingTaskGroup(of: (Int, [LevelCallAttribution]).self) { group in
             let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
@@ -550,15 +550,17 @@ extension Store {
             guard plugin.dependsOnCall else { continue }
             let reference = ModelVersionReference(model: level.model, version: level.version)
             let own = try await ownShares(reference, override: spec, resolver: resolver, call: call)
-            let weights = own.shares.filter { $0.ppb > 0 }.sorted { $0.contributor < $1.contributor }
-                .map { InvoiceLevel.Weight(contributor: $0.contributor, ppb: $0.ppb) }
-            if let spans = own.spans {
-                result.append(spans.isEmpty
-                    ? LevelCallAttribution(level: reference.description, basis: .fallback, spans: [], weights: level.weights)
-                    : LevelCallAttribution(level: reference.description, basis: .spans, spans: spans,
-                                           weights: try LevelCallAttribution.weights(of: spans, plugin: spec.name)))
-            } else {
-                result.append(LevelCallAttribution(level: reference.description, basis: .plugin, spans: [], weights: weights))
+            // Spans found: their shares are what they earned; none: the version's own weights;
+            // no spans at all: an external plugin weighed the call.
+            switch own.spans {
+            case .some(let spans) where spans.isEmpty:
+                result.append(LevelCallAttribution(level: reference.description, basis: .fallback, spans: [], weights: level.weights))
+            case .some(let spans):
+                result.append(LevelCallAttribution(level: reference.description, basis: .spans, spans: spans,
+                                                   weights: InvoiceLevel.weights(own.shares)))
+            case .none:
+                result.append(LevelCallAttribution(level: reference.description, basis: .plugin, spans: [],
+                                                   weights: InvoiceLevel.weights(own.shares)))
             }
         }
         return result
@@ -906,15 +908,5 @@ struct Book {
         for account in touched { try ledger.setBalance(balances[account]!, of: account) }
         if invoicesAppended > 0 { try ledger.saveFrontier(frontier) }
         CrashPoint.beforeLedgerCommit.hit()
-    }
-}
-
-extension Array {
-    /// `map` with an async transform, one element at a time.
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var result: [T] = []
-        result.reserveCapacity(count)
-        for element in self { result.append(try await transform(element)) }
-        return result
     }
 }
