@@ -1,6 +1,6 @@
 import AttributionPlugins
 import Foundation
-import ProvenanceCore
+@testable import ProvenanceCore
 import ProvenanceTestSupport
 import SpanMatch
 import Testing
@@ -210,8 +210,22 @@ import Testing
         // Refusals: one line, non-zero exit.
         let unknown = try cli.run("index", "build", "nosuch@1")
         #expect(unknown.status != 0 && unknown.stderr.hasPrefix("Error:") && unknown.stderr.split(separator: "\n").count == 1, "\(unknown)")
+        let before = try cli.snapshot()
         let option = try cli.run("model", "set-plugin", "m", "span-match:min_bytes=zero")
-        #expect(option.status != 0 && option.stderr.contains("min_bytes"), "\(option)")
+        #expect(option.status != 0 && option.stderr.contains("min_bytes must be a whole number"), "\(option)")
+        let fallback = try cli.run("model", "set-plugin", "m", "span-match:fallback=influence-score")
+        #expect(fallback.status != 0 && fallback.stderr.contains("fallback must be data-volume or equal-share"), "\(fallback)")
+        #expect(try cli.snapshot() == before, "a refused plugin option changes nothing")
+        // A damaged index is named, with the command that rebuilds it.
+        let suffixes = folder.appendingPathComponent("sa")
+        let handle = try FileHandle(forWritingTo: suffixes)
+        try handle.truncate(atOffset: 4)
+        try handle.close()
+        let answer = try cli.write("answer.txt", Self.cySentence)
+        let damaged = try cli.run("attribute", "m@1", "--output-file", answer.path)
+        #expect(damaged.status != 0 && damaged.stderr.contains("is damaged") && damaged.stderr.contains("provenance index build"), "\(damaged)")
+        try cli.must("index", "build", "m@1", "--force")
+        #expect(try cli.run("attribute", "m@1", "--output-file", answer.path).succeeded)
     }
 
     struct Shown: Decodable {
@@ -298,19 +312,62 @@ import Testing
         let output = try cli.write("answer.txt", "Quote: \(Self.boSentence)")
         try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
                      "--latency-ms", "5", "--output-file", output.path)
-        // A reproduced text that git does not hold: verify names the invoice.
+        #expect(try cli.run("verify").succeeded)
+        // Rewrite the span's text in the stored invoice, and its leaf hash with it, so that the
+        // invoice reads and hashes as its own: only holding the span against git can tell.
         let database = cli.store.appendingPathComponent("registry.sqlite").path
         let hex = try runProcess("/usr/bin/sqlite3", [database, "SELECT hex(bytes) FROM invoices WHERE ledger_index = 0"]).output
         var bytes = Data(hexString: hex)
-        let needle = Data("trimmed the wicks".utf8), replacement = Data("trimmed the WICKS".utf8)
-        let range = try #require(bytes.range(of: needle))
-        bytes.replaceSubrange(range, with: replacement)
-        let verifyBefore = try cli.run("verify")
-        #expect(verifyBefore.succeeded)
-        try runProcess("/usr/bin/sqlite3", [database, "UPDATE invoices SET bytes = X'\(bytes.map { String(format: "%02X", $0) }.joined())' WHERE ledger_index = 0"])
+        let range = try #require(bytes.range(of: Data("trimmed the wicks".utf8)))
+        bytes.replaceSubrange(range, with: Data("trimmed the WICKS".utf8))
+        let leaf = SHA256Digest.hex(of: Data([0]) + bytes)
+        func sqlHex(_ data: Data) -> String { data.map { String(format: "%02X", $0) }.joined() }
+        try runProcess("/usr/bin/sqlite3", [database, "UPDATE invoices SET bytes = X'\(sqlHex(bytes))', leaf_hash = X'\(leaf)' WHERE ledger_index = 0"])
         let verify = try cli.run("verify")
         #expect(!verify.succeeded)
-        #expect(verify.stderr.contains("invoice 0"))
+        #expect(verify.stderr.contains("invoice 0: a span of m@1"), "\(verify)")
+        #expect(verify.stderr.contains("does not hold its text verbatim"), "\(verify)")
+    }
+
+    /// Each check verify makes of a span or of a call's attribution, failing on its own.
+    @Test func eachSpanCheckNamesWhatDoesNotHold() async throws {
+        let cli = try Self.makeCLI()
+        try setUpCalls(cli)
+        let output = try cli.write("answer.txt", "Quote: \(Self.boSentence)and \(Self.annParagraph)")
+        try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
+                     "--latency-ms", "5", "--output-file", output.path)
+        let store = try Store.open(at: cli.store)
+        let invoice = try store.invoice(0).invoice
+        #expect(Store.checkCallAttribution(invoice) == nil)
+        let attribution = try #require(invoice.callAttribution.first)
+        let span = try #require(attribution.spans.first)
+        var checker = SpanChecker(store: store)
+        #expect(try checker.check(span) == nil)
+
+        func problem(_ change: (inout AttributedSpan) -> Void) throws -> String {
+            var changed = span
+            change(&changed)
+            return try checker.check(changed) ?? "no problem found"
+        }
+        #expect(try problem { $0.path = "nowhere.txt" }.contains("names a file that is not in git"))
+        #expect(try problem { $0.text = $0.text.uppercased() }.contains("does not hold its text verbatim"))
+        #expect(try problem { $0.lineStart += 1; $0.lineEnd += 1 }.contains("its text lies on lines"))
+        #expect(try problem { $0.contributor = "ann@example.org" }.contains("git blame does not give those lines to ann@example.org"))
+
+        func attributionProblem(_ change: (inout LevelCallAttribution) -> Void) -> String {
+            var changed = invoice
+            change(&changed.callAttribution[0])
+            return Store.checkCallAttribution(changed) ?? "no problem found"
+        }
+        #expect(attributionProblem { $0.weights.reverse() }.contains("do not follow from its spans"))
+        #expect(attributionProblem { $0.spans[1].outputOffset = $0.spans[0].outputOffset }.contains("overlaps another"))
+        #expect(attributionProblem { $0.spans[0].commit = String(repeating: "0", count: 40) }.contains("which the version was not trained on"))
+        #expect(attributionProblem { $0.basis = .fallback }.contains("fallback attribution of m@1 is not the version's own weights"))
+        // As a plugin's answer, well-formed weights pass (only the plugin could re-derive them); others do not.
+        #expect(attributionProblem { $0.basis = .plugin; $0.spans = [] } == "no problem found")
+        #expect(attributionProblem { $0.basis = .plugin; $0.spans = []; $0.weights[0].ppb += 1 }.contains("not positive ppb summing to 1000000000"))
+        #expect(attributionProblem { $0.spans = [] }.contains("rests on spans but has none"))
+        #expect(attributionProblem { $0.level = "m@2" }.contains("not a level of its lineage"))
     }
 
     @Test func aWrongOutputTextForTheSignedHashIsRefusedWithNothingWritten() async throws {
