@@ -47,8 +47,8 @@ public struct SpanMatch: CallAttributionStrategy {
         }
     }
 
+    // Option values were checked by `validate(options:)` when the plugin was chosen.
     public func weights(for input: AttributionInput) async throws -> [ContributorWeight] {
-        _ = try Self.minimumBytes(input.options)
         var options = input.options
         options["min_bytes"] = nil
         options["fallback"] = nil
@@ -59,7 +59,6 @@ public struct SpanMatch: CallAttributionStrategy {
 
     public func spans(for input: AttributionInput, call: AttributionInput.Call) async throws -> [AttributedSpan] {
         let minimum = try Self.minimumBytes(input.options)
-        _ = try Self.fallback(input.options)
         guard let text = call.outputText, !text.isEmpty, !input.datasets.isEmpty else { return [] }
         let index = try Self.index(for: input)
         return index.attribute(output: Data(text.utf8), minimumBytes: minimum).spans
