@@ -334,18 +334,36 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
     private var verified = Set<Data>()
     static let limit = 100_000
 
+    private var keys: [String: Curve25519.Signing.PublicKey] = [:]
+
+    /// A node's verification key from its base64 form, parsed once (nil: unreadable).
+    func key(_ base64: String) -> Curve25519.Signing.PublicKey? {
+        lock.lock()
+        if let known = keys[base64] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        guard let key = Data(base64Encoded: base64).flatMap({ try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }) else { return nil }
+        lock.lock()
+        if keys.count >= 10_000 { keys.removeAll(keepingCapacity: true) }
+        keys[base64] = key
+        lock.unlock()
+        return key
+    }
+
     /// Checks a call's signature against `key` (nil: the node's key is unreadable).
-    func verify(_ signature: CallSignature, of record: CallRecord, key: Curve25519.Signing.PublicKey?) -> Bool {
+    func verify(_ signature: CallSignature, of recordBytes: Data, key: Curve25519.Signing.PublicKey?) -> Bool {
         guard let key else { return false }
         guard case .batch(let root, let batchSignature, _, let size, _) = signature else {
             var none = Set<Data>()
-            return signature.verify(record: record, publicKey: key, verifiedBatches: &none)
+            return signature.verify(recordBytes: recordBytes, publicKey: key, verifiedBatches: &none)
         }
-        let memo = CallSignature.batchMessage(root: root, size: size) + batchSignature + key.rawRepresentation
+        let memo = CallSignature.batchMemo(root: root, signature: batchSignature, size: size, publicKey: key)
         lock.lock()
         var known: Set<Data> = verified.contains(memo) ? [memo] : []
         lock.unlock()
-        guard signature.verify(record: record, publicKey: key, verifiedBatches: &known) else { return false }
+        guard signature.verify(recordBytes: recordBytes, publicKey: key, verifiedBatches: &known) else { return false }
         lock.lock()
         if verified.count >= Self.limit { verified.removeAll(keepingCapacity: true) }
         verified.insert(memo)

@@ -47,17 +47,27 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: RegistryRequestContext,
                 next: (Request, RegistryRequestContext) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else { return try await next(request, context) }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw RegistryError.unauthorized("the Authorization header must be 'Bearer TOKEN'")
-        }
-        let secret = parts[1].trimmingCharacters(in: .whitespaces)
-        guard let token = try store.authenticate(secret: secret) else {
+        guard let token = try store.authenticate(secret: try Self.secret(header)) else {
             throw RegistryError.unauthorized("the bearer token is unknown or revoked")
         }
         var context = context
         context.principal = token
-        context.logger[metadataKey: "auth.token"] = "\(token.id)"
+        // Only a logger that writes request lines needs to know the token (setting metadata copies it).
+        if context.logger.logLevel <= .info { context.logger[metadataKey: "auth.token"] = "\(token.id)" }
         return try await next(request, context)
+    }
+
+    /// The token of `Bearer TOKEN` (the scheme in any case, spaces around the token ignored).
+    static func secret(_ header: String) throws -> String {
+        // The common spelling, read without Foundation's case mapping and trimming.
+        if header.utf8.starts(with: "Bearer ".utf8) {
+            let rest = header.utf8.dropFirst(7)
+            if !rest.isEmpty, rest.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { return String(Substring(rest)) }
+        }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw RegistryError.unauthorized("the Authorization header must be 'Bearer TOKEN'")
+        }
+        return parts[1].trimmingCharacters(in: .whitespaces)
     }
 }

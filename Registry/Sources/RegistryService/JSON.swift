@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ProvenanceCore
 
 /// JSON responses: sorted keys, so equal answers are equal bytes.
 enum JSONResponse {
@@ -10,6 +11,10 @@ enum JSONResponse {
     }()
 
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        encoded(value, status: status)
+    }
+
+    private static func encoded(_ value: some Encodable, status: HTTPResponse.Status) -> Response {
         do {
             return bytes(try encoder.encode(value), status: status)
         } catch {
@@ -17,6 +22,37 @@ enum JSONResponse {
             let body = Data(#"{"error":{"code":"internal_error","message":"the response could not be encoded as JSON"}}"#.utf8)
             return bytes(body, status: .internalServerError)
         }
+    }
+
+    /// A call's outcome (the answer to every `POST /v1/calls`).
+    static func make(_ outcome: CallOutcome, status: HTTPResponse.Status) -> Response {
+        guard let body = json(outcome) else { return encoded(outcome, status: status) }
+        return bytes(body, status: status)
+    }
+
+    /// A call's outcome written directly: byte for byte what `JSONEncoder` writes (a test holds
+    /// the two equal); nil for a string that would need an escape, which the encoder writes.
+    static func json(_ outcome: CallOutcome) -> Data? {
+        func plain(_ text: String) -> Bool {
+            text.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7e && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        }
+        guard plain(outcome.idempotencyKey), plain(outcome.record), plain(outcome.fee) else { return nil }
+        var text = #"{"fee":""#
+        text += outcome.fee
+        text += #"","idempotency_key":""#
+        text += outcome.idempotencyKey
+        text += "\""
+        if let invoice = outcome.invoice {
+            text += #","invoice":"#
+            text += String(invoice)
+        }
+        text += #","record":""#
+        text += outcome.record
+        text += outcome.replayed ? #"","replayed":true"# : #"","replayed":false"#
+        text += #","status":""#
+        text += outcome.status.rawValue
+        text += #""}"#
+        return Data(text.utf8)
     }
 
     static func bytes(_ data: Data, status: HTTPResponse.Status = .ok, contentType: String = "application/json") -> Response {
@@ -32,8 +68,11 @@ struct BodyReader: Sendable {
 
     static let decoder = JSONDecoder()
 
-    func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
-        if let contentType = request.headers[.contentType],
+    /// Decodes the body as `type`. `fast`, when given, reads the body first; when it answers
+    /// nil, `JSONDecoder` decides (see `CallBodyParser`).
+    func decode<T: Decodable>(_ type: T.Type, from request: Request,
+                              fast: ((UnsafeRawBufferPointer) -> T?)? = nil) async throws -> T {
+        if let contentType = request.headers[.contentType], contentType != "application/json",
            !contentType.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix("application/json") {
             throw RegistryError(.unsupportedMediaType, code: "unsupported_media_type", "send the body as application/json, not \(contentType.prefix(100))")
         }
@@ -48,6 +87,7 @@ struct BodyReader: Sendable {
             throw Self.tooLarge(limit)
         }
         guard buffer.readableBytes > 0 else { throw RegistryError.malformed("the request needs a JSON body") }
+        if let fast, let value = buffer.withUnsafeReadableBytes(fast) { return value }
         do {
             return try Self.decoder.decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {

@@ -76,10 +76,24 @@ enum Pattern {
         (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte) || byte == 43 || byte == 47
     }
 
-    private static func fastMatch(_ pattern: String, _ text: String) -> Bool {
-        if let (allowed, lengths) = classes[pattern] {
+    /// True only when `pattern` matches `text` (false: ask the regular expression).
+    static func fastMatch(_ pattern: String, _ text: String) -> Bool {
+        // Patterns are compared before any table is looked up: hashing a pattern cost more than matching it.
+        if pattern == account || pattern == idempotencyKey || pattern == sha256Hex, let (allowed, lengths) = classes[pattern] {
             let utf8 = text.utf8
             return lengths.contains(utf8.count) && utf8.allSatisfy { allowed[Int($0)] }
+        }
+        if pattern == version {
+            // 1-64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit; no "..", no final "." or ".lock".
+            let utf8 = Array(text.utf8)
+            guard (1...64).contains(utf8.count), utf8.last != UInt8(ascii: "."), !text.hasSuffix(".lock") else { return false }
+            for (index, byte) in utf8.enumerated() {
+                let alphanumeric = (byte >= 97 && byte <= 122) || (byte >= 65 && byte <= 90) || (byte >= 48 && byte <= 57)
+                if alphanumeric { continue }
+                guard index > 0, byte == 46 || byte == 95 || byte == 43 || byte == 45 else { return false }
+                if byte == 46, utf8[index - 1] == 46 { return false }
+            }
+            return true
         }
         if pattern == base64Bytes32 || pattern == base64Bytes64 {
             // 42 (or 85) base64 digits, a last digit whose unused bits are zero, and padding.
@@ -99,7 +113,11 @@ enum Pattern {
     }
 
     static func verdict(_ pattern: String, _ text: String) -> Verdict {
-        if fastMatch(pattern, text) { return .matches }
+        fastMatch(pattern, text) ? .matches : regexVerdict(pattern, text)
+    }
+
+    /// The verdict of the regular expression alone.
+    static func regexVerdict(_ pattern: String, _ text: String) -> Verdict {
         let regex = compiled[pattern] ?? (try! NSRegularExpression(pattern: pattern))
         func whole(_ candidate: String) -> Bool {
             let range = NSRange(candidate.startIndex..., in: candidate)

@@ -92,7 +92,7 @@ struct RegisterNodeRequest: Decodable {
 }
 
 /// A call record as the node signed it (DESIGN.md §8); the signature covers its canonical form.
-struct CallRecordPayload: Codable {
+struct CallRecordPayload: Codable, Equatable {
     var caller: String
     var model: String
     var version: String
@@ -120,7 +120,7 @@ struct CallRecordPayload: Codable {
     }
 }
 
-struct CallSignaturePayload: Codable {
+struct CallSignaturePayload: Codable, Equatable {
     /// `single` (a signature over the record) or `batch` (over a batch root, with this record's inclusion proof).
     var kind: String
     var signature: String
@@ -170,7 +170,7 @@ struct CallSignaturePayload: Codable {
     }
 }
 
-struct SubmitCallRequest: Decodable {
+struct SubmitCallRequest: Decodable, Equatable {
     var record: CallRecordPayload
     var signature: CallSignaturePayload
     /// Reserve the fee now and settle with the next batch (`POST /v1/settlements` or `--settle-every`).
@@ -185,8 +185,8 @@ struct SubmitCallRequest: Decodable {
     }
 }
 
-struct SubmitCallBatchRequest: Decodable {
-    struct Item: Decodable {
+struct SubmitCallBatchRequest: Decodable, Equatable {
+    struct Item: Decodable, Equatable {
         var record: CallRecordPayload
         var signature: CallSignaturePayload
         var outputText: String?

@@ -12,7 +12,7 @@ extension RegistryAPI {
                     throw RegistryError.malformed("the Idempotency-Key header is required; it must equal record.idempotency_key")
                 }
                 try Pattern.check(key, Pattern.idempotencyKey, "Idempotency-Key", "use 1-200 visible ASCII characters")
-                let body = try await body.decode(SubmitCallRequest.self, from: request)
+                let body = try await body.decode(SubmitCallRequest.self, from: request, fast: CallBodyParser.submitCall)
                 let call = try Self.signedCall(body.record, body.signature, principal: principal)
                 guard key == call.0.idempotencyKey else {
                     throw RegistryError.refused("the Idempotency-Key header '\(key)' differs from record.idempotency_key '\(call.0.idempotencyKey)'")
@@ -25,7 +25,7 @@ extension RegistryAPI {
             },
             Endpoint(.post, "/v1/calls/batch") { request, context in
                 let principal = try context.require(.node)
-                let body = try await body.decode(SubmitCallBatchRequest.self, from: request)
+                let body = try await body.decode(SubmitCallBatchRequest.self, from: request, fast: CallBodyParser.submitCallBatch)
                 guard (1...1000).contains(body.calls.count) else {
                     throw RegistryError.invalid("a batch holds 1 to 1000 calls, not \(body.calls.count)")
                 }

@@ -110,19 +110,35 @@ public enum CallSignature: Sendable, Equatable {
     /// Checks the signature against the node's public key. `verifiedBatches` remembers batch
     /// signatures already checked, so a batch costs one Ed25519 verification, not one per record.
     public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey, verifiedBatches: inout Set<Data>) -> Bool {
+        verify(recordBytes: record.canonicalBytes, publicKey: publicKey, verifiedBatches: &verifiedBatches)
+    }
+
+    /// Checks the signature over a record's canonical bytes. A batch signature already in
+    /// `verifiedBatches` (by `batchMemo`) is not checked again; one that holds is added.
+    public func verify(recordBytes: Data, publicKey: Curve25519.Signing.PublicKey, verifiedBatches: inout Set<Data>) -> Bool {
         switch self {
         case .single(let signature):
-            return publicKey.isValidSignature(signature, for: record.canonicalBytes)
+            return publicKey.isValidSignature(signature, for: recordBytes)
         case .batch(let root, let signature, let index, let size, let proof):
-            let message = Self.batchMessage(root: root, size: size)
-            let memo = message + signature + publicKey.rawRepresentation
+            let memo = Self.batchMemo(root: root, signature: signature, size: size, publicKey: publicKey)
             if !verifiedBatches.contains(memo) {
-                guard publicKey.isValidSignature(signature, for: message) else { return false }
+                guard publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size)) else { return false }
                 verifiedBatches.insert(memo)
             }
-            return MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(record.canonicalBytes), index: index, size: size,
+            return MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(recordBytes), index: index, size: size,
                                               proof: proof, root: root)
         }
+    }
+
+    /// What identifies a checked batch signature: its root, size, signature and key (the
+    /// signed message is a function of the root and size).
+    public static func batchMemo(root: Data, signature: Data, size: Int, publicKey: Curve25519.Signing.PublicKey) -> Data {
+        var memo = Data(capacity: root.count + signature.count + 40)
+        memo.append(root)
+        memo.append(signature)
+        withUnsafeBytes(of: UInt64(size).littleEndian) { memo.append(contentsOf: $0) }
+        memo.append(publicKey.rawRepresentation)
+        return memo
     }
 
     public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey) -> Bool {

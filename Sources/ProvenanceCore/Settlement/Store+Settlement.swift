@@ -44,6 +44,15 @@ public struct CallOutcome: Codable, Sendable, Equatable {
     public var invoice: Int?
     public var fee: String
 
+    public init(status: Status, replayed: Bool, idempotencyKey: String, record: String, invoice: Int?, fee: String) {
+        self.status = status
+        self.replayed = replayed
+        self.idempotencyKey = idempotencyKey
+        self.record = record
+        self.invoice = invoice
+        self.fee = fee
+    }
+
     enum CodingKeys: String, CodingKey {
         case status, replayed, record, invoice, fee
         case idempotencyKey = "idempotency_key"
@@ -339,7 +348,7 @@ extension Store {
         defer { results.deallocate() }
         let verify: (Int) -> Void = { [caches] index in
             let call = calls[index]
-            results[index] = caches.verifiedBatches.verify(call.signature, of: call.record, key: call.node.verificationKey)
+            results[index] = caches.verifiedBatches.verify(call.signature, of: call.recordBytes, key: caches.verifiedBatches.key(call.node.publicKey))
         }
         if calls.count < 8 {
             for index in calls.indices { verify(index) }

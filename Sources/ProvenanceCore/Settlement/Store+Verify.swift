@@ -129,7 +129,7 @@ extension Store {
             guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey, let key = node.verificationKey else {
                 return .failure(fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry"))
             }
-            guard signatures.verify(invoice.signature, of: invoice.record, key: key) else {
+            guard signatures.verify(invoice.signature, of: invoice.record.canonicalBytes, key: key) else {
                 return .failure(fail("\(name): the node signature does not verify"))
             }
             if let problem = Self.checkCallAttribution(invoice) { return .failure(fail("\(name): \(problem)")) }
@@ -284,7 +284,7 @@ extension Store {
         var reserved = TokenAmount.zero
         for call in pending {
             guard let node = nodes[call.record.node], let signature = try? call.signature(),
-                  signatures.verify(signature, of: call.record, key: node.verificationKey)
+                  signatures.verify(signature, of: call.recordBytes, key: node.verificationKey)
             else { throw fail("pending call \(call.record.idempotencyKey): the node signature does not verify") }
             reserved = try reserved.adding(call.fee)
             report.pendingCalls += 1
