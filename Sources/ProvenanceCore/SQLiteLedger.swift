@@ -270,7 +270,17 @@ struct SQLiteLedgerAccess: LedgerWriter {
         Set(try String.fetchAll(db, sql: "SELECT idempotency_key FROM calls WHERE status = 'pending'"))
     }
 
+    /// The last price encoded, with its bytes: every call of a model carries the same one.
+    private static let lastPrice = Locked<(Price, Data)?>(nil)
+
     static func encodePrice(_ price: Price) -> Data {
+        if let (known, bytes) = lastPrice.read({ $0 }), known == price { return bytes }
+        let bytes = encodeNewPrice(price)
+        lastPrice.write { $0 = (price, bytes) }
+        return bytes
+    }
+
+    private static func encodeNewPrice(_ price: Price) -> Data {
         CanonicalValue.object([
             "input_per_1k": .string(price.inputPer1k.rawString), "output_per_1k": .string(price.outputPer1k.rawString),
             "min_fee": .string(price.minFee.rawString), "split": .string(price.split.description),

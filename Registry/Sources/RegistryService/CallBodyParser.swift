@@ -17,9 +17,10 @@ enum CallBodyParser {
         var signature: CallSignaturePayload?
         var deferred: Bool?
         var outputText: String?
-        var seen = Set<Key>()
+        var seen: UInt32 = 0
         let ok = reader.object { key, reader in
-            guard seen.insert(key).inserted else { return false }
+            guard seen & key.bit == 0 else { return false }
+            seen |= key.bit
             switch key {
             case .record: record = reader.record(); return record != nil
             case .signature: signature = reader.signature(); return signature != nil
@@ -36,9 +37,10 @@ enum CallBodyParser {
         var reader = Reader(bytes)
         var calls: [SubmitCallBatchRequest.Item]?
         var deferred: Bool?
-        var seen = Set<Key>()
+        var seen: UInt32 = 0
         let ok = reader.object { key, reader in
-            guard seen.insert(key).inserted else { return false }
+            guard seen & key.bit == 0 else { return false }
+            seen |= key.bit
             switch key {
             case .calls:
                 var items: [SubmitCallBatchRequest.Item] = []
@@ -69,6 +71,32 @@ enum CallBodyParser {
         case idempotencyKey = "idempotency_key"
         case kind, index, size, proof
         case batchRoot = "batch_root"
+
+        /// The key's own bit, to tell a key given twice.
+        var bit: UInt32 {
+            switch self {
+            case .record: 1 << 0
+            case .signature: 1 << 1
+            case .deferred: 1 << 2
+            case .calls: 1 << 3
+            case .outputText: 1 << 4
+            case .caller: 1 << 5
+            case .model: 1 << 6
+            case .version: 1 << 7
+            case .node: 1 << 8
+            case .router: 1 << 9
+            case .inputTokens: 1 << 10
+            case .outputTokens: 1 << 11
+            case .latencyMs: 1 << 12
+            case .outputSHA256: 1 << 13
+            case .idempotencyKey: 1 << 14
+            case .kind: 1 << 15
+            case .index: 1 << 16
+            case .size: 1 << 17
+            case .proof: 1 << 18
+            case .batchRoot: 1 << 19
+            }
+        }
     }
 
     struct Reader {
@@ -194,9 +222,10 @@ enum CallBodyParser {
         mutating func record() -> CallRecordPayload? {
             var caller, model, version, node, router, outputSHA256, idempotencyKey: String?
             var inputTokens, outputTokens, latencyMs: UInt64?
-            var seen = Set<Key>()
+            var seen: UInt32 = 0
             let ok = object { key, reader in
-                guard seen.insert(key).inserted else { return false }
+                guard seen & key.bit == 0 else { return false }
+            seen |= key.bit
                 switch key {
                 case .caller: caller = reader.string(); return caller != nil
                 case .model: model = reader.string(); return model != nil
@@ -222,9 +251,10 @@ enum CallBodyParser {
             var kind, signature, batchRoot: String?
             var index, size: Int?
             var proof: [String]?
-            var seen = Set<Key>()
+            var seen: UInt32 = 0
             let ok = object { key, reader in
-                guard seen.insert(key).inserted else { return false }
+                guard seen & key.bit == 0 else { return false }
+            seen |= key.bit
                 switch key {
                 case .kind: kind = reader.string(); return kind != nil
                 case .signature: signature = reader.string(); return signature != nil
@@ -252,9 +282,10 @@ enum CallBodyParser {
             var record: CallRecordPayload?
             var signature: CallSignaturePayload?
             var outputText: String?
-            var seen = Set<Key>()
+            var seen: UInt32 = 0
             let ok = object { key, reader in
-                guard seen.insert(key).inserted else { return false }
+                guard seen & key.bit == 0 else { return false }
+            seen |= key.bit
                 switch key {
                 case .record: record = reader.record(); return record != nil
                 case .signature: signature = reader.signature(); return signature != nil

@@ -31,18 +31,36 @@ public final class RegistryMetrics: Sendable {
             helpText: "Deferred calls whose fee is reserved, waiting for settlement."))
     }
 
+    private struct RequestKey: Hashable {
+        let method: String
+        let route: String
+        let status: Int
+    }
+
+    /// Each label set's counter and histogram, made once: the registry builds a name and label
+    /// list to look one up, which cost more than the counting.
+    private let requestMetrics = Locked<[RequestKey: (Counter, DurationHistogram)]>([:])
+
     func recordRequest(method: String, route: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(namespace: "provenance", subsystem: "http", metricName: "requests", unitName: "total",
-                                             helpText: "HTTP requests by method, route and status."),
-            labels: [("method", method), ("route", route), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: MetricNameDescriptor(namespace: "provenance", subsystem: "http", metricName: "request_duration",
-                                             unitName: "seconds", helpText: "HTTP request latency by method and route."),
-            labels: [("method", method), ("route", route)],
-            buckets: Self.latencyBuckets
-        ).record(duration)
+        let key = RequestKey(method: method, route: route, status: status)
+        let (counter, histogram) = requestMetrics.write { known in
+            if let metrics = known[key] { return metrics }
+            let made = (
+                registry.makeCounter(
+                    descriptor: MetricNameDescriptor(namespace: "provenance", subsystem: "http", metricName: "requests", unitName: "total",
+                                                     helpText: "HTTP requests by method, route and status."),
+                    labels: [("method", method), ("route", route), ("status", String(status))]),
+                registry.makeDurationHistogram(
+                    descriptor: MetricNameDescriptor(namespace: "provenance", subsystem: "http", metricName: "request_duration",
+                                                     unitName: "seconds", helpText: "HTTP request latency by method and route."),
+                    labels: [("method", method), ("route", route)],
+                    buckets: Self.latencyBuckets)
+            )
+            known[key] = made
+            return made
+        }
+        counter.increment()
+        histogram.record(duration)
     }
 
     func settled(_ count: Int) {

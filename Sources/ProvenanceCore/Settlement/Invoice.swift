@@ -21,6 +21,8 @@ public struct InvoiceLevel: Sendable, Equatable {
 
     public var model: String
     public var version: String
+    /// `MODEL@VERSION`, as payouts name their level.
+    public var reference: String { model + "@" + version }
     public var modelCommit: String
     /// The developer's account (their id).
     public var developer: String
@@ -108,25 +110,28 @@ public struct SettlementComputation: Sendable, Equatable {
     public static func compute(record: CallRecord, price: Price, levels: [InvoiceLevel]) throws -> SettlementComputation {
         guard !levels.isEmpty else { throw ProvenanceError.invalid("a call needs a model version to pay") }
         let fee = try price.fee(inputTokens: record.inputTokens, outputTokens: record.outputTokens)
-        let roles = Role.allCases
-        let pools = ExactSplit.split(fee.raw, weights: roles.map { UInt64(price.split[$0]) }, scale: UInt64(RoleSplit.basisPoints))
-        var pool: [Role: Int128] = [:]
-        for (index, role) in roles.enumerated() { pool[role] = pools[index] }
+        // The pools in the order of Role.allCases: developer, data, node, platform, router.
+        let split = price.split
+        var pools = ExactSplit.split(fee.raw, weights: [UInt64(split[.developer]), UInt64(split[.data]), UInt64(split[.node]),
+                                                        UInt64(split[.platform]), UInt64(split[.router])],
+                                     scale: UInt64(RoleSplit.basisPoints))
+        let (developerSlot, dataSlot, nodeSlot, platformSlot, routerSlot) = (0, 1, 2, 3, 4)
         if record.router == nil {
-            pool[.platform]! += pool[.router]!
-            pool[.router] = 0
+            pools[platformSlot] += pools[routerSlot]
+            pools[routerSlot] = 0
         }
         let sloMet = price.sloMilliseconds.map { record.latencyMilliseconds <= $0 } ?? true
         var penalty: Int128 = 0
         if !sloMet {
-            penalty = pool[.node]! * Int128(price.sloPenaltyBps) / Int128(RoleSplit.basisPoints)
-            pool[.node]! -= penalty
+            penalty = pools[nodeSlot] * Int128(price.sloPenaltyBps) / Int128(RoleSplit.basisPoints)
+            pools[nodeSlot] -= penalty
         }
         var payouts: [Payout] = []
-        var developerPool = pool[.developer]!
-        var dataPool = pool[.data]!
+        payouts.reserveCapacity(levels.reduce(3) { $0 + $1.weights.count + 1 })
+        var developerPool = pools[developerSlot]
+        var dataPool = pools[dataSlot]
         for (depth, level) in levels.enumerated() {
-            let name = "\(level.model)@\(level.version)"
+            let name = level.reference
             let isLast = depth == levels.count - 1
             // The developer pool passes base_share_ppb on; the data pool too, or all of it when
             // the level has no datasets of its own (as attribution does).
@@ -153,10 +158,10 @@ public struct SettlementComputation: Sendable, Equatable {
             developerPool = developerOnward
             dataPool = dataOnward
         }
-        if pool[.node]! > 0 { payouts.append(Payout(account: "node:\(record.node)", role: .node, amount: TokenAmount(raw: pool[.node]!), level: nil)) }
-        if pool[.platform]! > 0 { payouts.append(Payout(account: Accounts.platform, role: .platform, amount: TokenAmount(raw: pool[.platform]!), level: nil)) }
-        if let router = record.router, pool[.router]! > 0 {
-            payouts.append(Payout(account: router, role: .router, amount: TokenAmount(raw: pool[.router]!), level: nil))
+        if pools[nodeSlot] > 0 { payouts.append(Payout(account: "node:\(record.node)", role: .node, amount: TokenAmount(raw: pools[nodeSlot]), level: nil)) }
+        if pools[platformSlot] > 0 { payouts.append(Payout(account: Accounts.platform, role: .platform, amount: TokenAmount(raw: pools[platformSlot]), level: nil)) }
+        if let router = record.router, pools[routerSlot] > 0 {
+            payouts.append(Payout(account: router, role: .router, amount: TokenAmount(raw: pools[routerSlot]), level: nil))
         }
         let paid = payouts.reduce(Int128(0)) { $0 + $1.amount.raw } + penalty
         guard paid == fee.raw else {

@@ -10,7 +10,7 @@ public enum Role: String, Sendable, CaseIterable, Codable, Comparable {
 }
 
 /// A split of every fee over the roles, in basis points summing to 10,000.
-public struct RoleSplit: Sendable, Equatable, Codable {
+public struct RoleSplit: Sendable, Hashable, Codable {
     public var bps: [Role: UInt32]
 
     public static let basisPoints: UInt32 = 10_000
@@ -49,7 +49,7 @@ public struct RoleSplit: Sendable, Equatable, Codable {
 }
 
 /// A model's price list.
-public struct Price: Sendable, Equatable {
+public struct Price: Sendable, Hashable {
     public var inputPer1k: TokenAmount
     public var outputPer1k: TokenAmount
     public var minFee: TokenAmount
