@@ -258,7 +258,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
                 decoded[position] = Result {
                     let price = try prices[row.price] ?? Self.decodePrice(row.price)
                     prices[row.price] = price
-                    return PendingCall(record: try CallRecord(canonical: try CanonicalValue(parsing: row.record)), signatureBytes: row.signature,
+                    return PendingCall(record: try CallRecord(canonicalBytes: row.record), signatureBytes: row.signature,
                                        price: price, fee: try amount(row.fee, "call"), recordBytes: row.record, outputText: row.output)
                 }
             }

@@ -41,8 +41,104 @@ public struct CallRecord: Sendable, Equatable {
         ])
     }
 
-    /// The bytes the node signs.
-    public var canonicalBytes: Data { canonical.encoded() }
+    /// The bytes the node signs: `canonical.encoded()`, written directly with the keys in their
+    /// sorted order (a test holds the two equal); every call is encoded at least once.
+    public var canonicalBytes: Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
+        func string(_ text: String) { CanonicalValue.writeString(text, into: &out) }
+        func optional(_ text: String?) { if let text { string(text) } else { raw("null") } }
+        func integer(_ value: UInt64) {
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: String(value).utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        raw(#"{"caller":"#)
+        string(caller)
+        raw(#","format":"#)
+        string(Self.format)
+        raw(#","idempotency_key":"#)
+        string(idempotencyKey)
+        raw(#","input_tokens":"#)
+        integer(inputTokens)
+        raw(#","latency_ms":"#)
+        integer(latencyMilliseconds)
+        raw(#","model":"#)
+        string(model)
+        raw(#","node":"#)
+        string(node)
+        raw(#","output_sha256":"#)
+        optional(outputSHA256)
+        raw(#","output_tokens":"#)
+        integer(outputTokens)
+        raw(#","router":"#)
+        optional(router)
+        raw(#","version":"#)
+        string(version)
+        raw("}")
+        return Data(out)
+    }
+
+    /// Reads canonical record bytes. Bytes laid out exactly as `canonicalBytes` writes them,
+    /// with no escape in any string, are read directly; anything else is parsed the general way
+    /// (`init(canonical:)`), which gives the same record for the former (a test holds both).
+    public init(canonicalBytes bytes: Data) throws {
+        if let record = bytes.withUnsafeBytes({ Self.readDirectly($0) }) {
+            self = record
+        } else {
+            try self.init(canonical: try CanonicalValue(parsing: bytes))
+        }
+    }
+
+    private static func readDirectly(_ bytes: UnsafeRawBufferPointer) -> CallRecord? {
+        var position = 0
+        func expect(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard position + count <= bytes.count, memcmp(bytes.baseAddress! + position, text.utf8Start, count) == 0 else { return false }
+            position += count
+            return true
+        }
+        func string() -> String? {
+            guard expect("\"") else { return nil }
+            let start = position
+            while position < bytes.count {
+                let byte = bytes[position]
+                if byte == UInt8(ascii: "\"") {
+                    let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    position += 1
+                    return text
+                }
+                if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+                position += 1
+            }
+            return nil
+        }
+        func optional() -> String?? {
+            if expect("null") { return .some(nil) }
+            return string().map { .some($0) }
+        }
+        func integer() -> UInt64? {
+            // A decimal string as String(value) writes it: no sign, no leading zero.
+            guard let text = string(), let value = UInt64(text), String(value) == text else { return nil }
+            return value
+        }
+        guard bytes.count > 0, expect(#"{"caller":"#), let caller = string(),
+              expect(#","format":"#), string() == format,
+              expect(#","idempotency_key":"#), let idempotencyKey = string(),
+              expect(#","input_tokens":"#), let inputTokens = integer(),
+              expect(#","latency_ms":"#), let latency = integer(),
+              expect(#","model":"#), let model = string(),
+              expect(#","node":"#), let node = string(),
+              expect(#","output_sha256":"#), let outputSHA256 = optional(),
+              expect(#","output_tokens":"#), let outputTokens = integer(),
+              expect(#","router":"#), let router = optional(),
+              expect(#","version":"#), let version = string(),
+              expect("}"), position == bytes.count
+        else { return nil }
+        return CallRecord(caller: caller, model: model, version: version, node: node, router: router, inputTokens: inputTokens,
+                          outputTokens: outputTokens, latencyMilliseconds: latency, outputSHA256: outputSHA256, idempotencyKey: idempotencyKey)
+    }
 
     /// SHA-256 of the canonical bytes, hex: how a record is compared and referred to.
     public var digest: String { SHA256Digest.hex(of: canonicalBytes) }

@@ -1,0 +1,61 @@
+import Foundation
+@testable import ProvenanceCore
+import ProvenanceTestSupport
+import Testing
+
+/// A call record's bytes are written and read directly on the settlement path; they must be
+/// exactly what the general `CanonicalValue` encoding writes and reads.
+@Suite struct CallRecordEncodingTests {
+    static func record(_ random: inout SplitMix64) -> CallRecord {
+        func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+        let text = ["caller1", "m", "1.0+b", "gpu-1", "José 李雷", "q\"uote", "back\\slash", "new\nline", "\u{1}", "", "a/b"]
+        return CallRecord(caller: pick(text), model: pick(text), version: pick(text), node: pick(text), router: pick([nil, pick(text)]),
+                          inputTokens: pick([0, 7, UInt64.max, random.next()]), outputTokens: pick([0, 1000, random.next()]),
+                          latencyMilliseconds: pick([0, 20, random.next()]), outputSHA256: pick([nil, String(repeating: "ab", count: 32), pick(text)]),
+                          idempotencyKey: pick(text) + String(random.next() % 100))
+    }
+
+    @Test func directBytesAreTheCanonicalValuesBytes() throws {
+        var random = SplitMix64(state: 11)
+        for _ in 0..<3_000 {
+            let record = Self.record(&random)
+            let bytes = record.canonicalBytes
+            #expect(bytes == record.canonical.encoded())
+            #expect(try CallRecord(canonicalBytes: bytes) == record)
+            #expect(try CallRecord(canonicalBytes: bytes) == CallRecord(canonical: CanonicalValue(parsing: bytes)))
+        }
+    }
+
+    /// Bytes not laid out canonically — spaces, another key order, an extra key, an integer with
+    /// a leading zero, another format — read as the general parser reads them, or fail as it does.
+    @Test func otherBytesReadAsTheGeneralParserReadsThem() throws {
+        var random = SplitMix64(state: 12)
+        let record = CallRecord(caller: "c", model: "m", version: "1", node: "n", router: nil, inputTokens: 7, outputTokens: 8,
+                                latencyMilliseconds: 9, outputSHA256: nil, idempotencyKey: "k")
+        let text = String(decoding: record.canonicalBytes, as: UTF8.self)
+        var variants = [
+            text.replacingOccurrences(of: ",", with: ", "),
+            text.replacingOccurrences(of: #""7""#, with: #""07""#),
+            text.replacingOccurrences(of: #"{"caller":"c","#, with: #"{"extra":"x","caller":"c","#),
+            text.replacingOccurrences(of: "provenance-call/1", with: "provenance-call/2"),
+            text.replacingOccurrences(of: #""router":null"#, with: #""router":"r""#),
+            text.replacingOccurrences(of: #""version":"1"}"#, with: #""version":"1"} "#),
+            "{}", "",
+        ]
+        for _ in 0..<500 {
+            var bytes = Array(text.utf8)
+            bytes.remove(at: Int(random.next() % UInt64(bytes.count)))
+            variants.append(String(decoding: bytes, as: UTF8.self))
+        }
+        for variant in variants {
+            let data = Data(variant.utf8)
+            let general = Result { try CallRecord(canonical: try CanonicalValue(parsing: data)) }
+            let direct = Result { try CallRecord(canonicalBytes: data) }
+            switch (general, direct) {
+            case (.success(let a), .success(let b)): #expect(a == b, "\(variant)")
+            case (.failure, .failure): break
+            default: Issue.record("\(variant): the two readers disagree")
+            }
+        }
+    }
+}
