@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The registry under load: wrk drives POST /v1/calls on loopback with node-signed call records,
 # one record per request, first settled in real time (group commit coalesces the concurrent
-# requests), then deferred (reserved) and settled as one batch. Prints settled calls per second
-# and p50/p99 latency for each. The node signs its records in batches (SIGN=batch, the
+# requests), then deferred (reserved); then deferred again, PER_REQUEST records a request through
+# POST /v1/calls/batch; then every reserved call is settled as one batch. Prints calls per second,
+# p50/p99 latency and the server's CPU time per call for each. The node signs its records in batches (SIGN=batch, the
 # default: one Ed25519 signature over the RFC 9162 root of SIGN_BATCH records, each record
 # carrying its inclusion proof, as DESIGN.md §8 describes) or one by one (SIGN=single).
 #
@@ -18,6 +19,7 @@
 #   SIGN_BATCH      records per node signature when SIGN=batch (default 256)
 #   THREADS         wrk threads (default 2)
 #   CALLS           signed records prepared per run; a run stops early when they run out (default 60000)
+#   PER_REQUEST     records per request in the third run, deferred through POST /v1/calls/batch (default 100)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DURATION=${DURATION:-10}
@@ -27,6 +29,7 @@ SIGN=${SIGN:-batch}
 SIGN_BATCH=${SIGN_BATCH:-256}
 THREADS=${THREADS:-2}
 CALLS=${CALLS:-60000}
+PER_REQUEST=${PER_REQUEST:-100}
 
 require_tools http.sh wrk python3 awk
 python3 -c 'import cryptography' 2>/dev/null || { echo "http.sh: python3's cryptography package is required (apt-get install python3-cryptography)" >&2; exit 2; }
@@ -50,11 +53,12 @@ token=$(pv token create --role node --subject gpu1 2>/dev/null)
 admin=$(pv token create --role admin --subject bench 2>/dev/null)
 
 # Sign CALLS records per run with the node's key: one line each, "idempotency key<TAB>body".
-python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CALLERS" "$SIGN" "$SIGN_BATCH" <<'PY'
+python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CALLERS" "$SIGN" "$SIGN_BATCH" "$PER_REQUEST" <<'PY'
 import base64, hashlib, json, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
 folder, calls, callers, sign, per_signature = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+per_request = int(sys.argv[7])
 
 def leaf(data): return hashlib.sha256(b"\x00" + data).digest()
 def node(left, right): return hashlib.sha256(b"\x01" + left + right).digest()
@@ -73,7 +77,7 @@ def path(index, leaves):  # RFC 9162 section 2.1.3.1
     return path(index - k, leaves[k:]) + [root(leaves[:k])]
 
 b64 = lambda data: base64.b64encode(data).decode()
-for mode in ("realtime", "deferred"):
+for mode in ("realtime", "deferred", "batched"):
     records = []
     for i in range(calls):
         record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
@@ -83,7 +87,8 @@ for mode in ("realtime", "deferred"):
         canonical = dict(record, format="provenance-call/1",
                          **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
         records.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
-    with open(f"{folder}/{mode}.tsv", "w") as out:
+    lines = []
+    if True:
         for start in range(0, calls, per_signature if sign == "batch" else 1):
             chunk = records[start:start + (per_signature if sign == "batch" else 1)]
             if sign == "batch":
@@ -96,8 +101,17 @@ for mode in ("realtime", "deferred"):
                               "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}
                 else:
                     signed = {"kind": "single", "signature": b64(key.sign(message))}
-                body = {"record": record, "signature": signed, "deferred": mode == "deferred"}
-                out.write(f"{record['idempotency_key']}\t{json.dumps(body, separators=(',', ':'))}\n")
+                lines.append((record["idempotency_key"], {"record": record, "signature": signed}))
+    with open(f"{folder}/{mode}.tsv", "w") as out:
+        if mode == "batched":
+            # PER_REQUEST records a request, as a node reporting its calls in bulk sends them.
+            for start in range(0, len(lines), per_request):
+                body = {"calls": [item for _, item in lines[start:start + per_request]], "deferred": True}
+                out.write(f"batch-{start}\t{json.dumps(body, separators=(',', ':'))}\n")
+        else:
+            for idempotency_key, item in lines:
+                body = dict(item, deferred=mode == "deferred")
+                out.write(f"{idempotency_key}\t{json.dumps(body, separators=(',', ':'))}\n")
 PY
 
 cat > "$work/calls.lua" <<'EOF'
@@ -109,14 +123,14 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
-  local path, count, token = args[1], tonumber(args[2]), args[3]
+  local path, count, token, route = args[1], tonumber(args[2]), args[3], args[4]
   -- Requests are formatted once, here: wrk shares the two cores with the server.
   requests, index, created, failed = {}, 0, 0, 0
   local authorization, n = "Bearer " .. token, 0
   for line in io.lines(path) do
     if n % count == id then
       local tab = line:find("\t")
-      requests[#requests + 1] = wrk.format("POST", "/v1/calls", {["Content-Type"] = "application/json",
+      requests[#requests + 1] = wrk.format("POST", route, {["Content-Type"] = "application/json",
         ["Authorization"] = authorization, ["Idempotency-Key"] = line:sub(1, tab - 1)}, line:sub(tab + 1))
     end
     n = n + 1
@@ -127,7 +141,7 @@ function request()
   return requests[index]
 end
 function response(status, headers, body)
-  if status == 201 then created = created + 1 else failed = failed + 1 end
+  if status == 201 or status == 200 then created = created + 1 else failed = failed + 1 end
   if index >= #requests then wrk.thread:stop() end
 end
 function done(summary, latency, requests)
@@ -150,14 +164,14 @@ start_server error
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
 
-run() {  # mode → "created failed seconds p50ms p99ms server-cpu-µs-per-call"
-  local before after
+run() {  # mode [route [records per request]] → "requests-ok failed seconds p50ms p99ms server-cpu-µs-per-record"
+  local before after per=${3:-1}
   before=$(cpu_ticks)
   wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:$port" \
-    -- "$work/$1.tsv" "$THREADS" "$token" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' | {
+    -- "$work/$1.tsv" "$THREADS" "$token" "${2:-/v1/calls}" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' | {
     read -r ok bad seconds p50 p99
     after=$(cpu_ticks)
-    echo "$ok $bad $seconds $p50 $p99 $(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / ($ok + $bad) }")"
+    echo "$ok $bad $seconds $p50 $p99 $(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / (($ok + $bad) * $per) }")"
   }
 }
 
@@ -167,6 +181,15 @@ printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  serv
   "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
 
 read -r ok bad seconds p50 p99 cpu <<<"$(run deferred)"
+printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d not 201)\n' \
+  "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+
+deferred_seconds=$seconds
+read -r ok bad seconds p50 p99 cpu <<<"$(run batched /v1/calls/batch "$PER_REQUEST")"
+deferred_seconds=$(awk "BEGIN { print $deferred_seconds + $seconds }")
+printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d requests not 200)\n' \
+  "deferred, $PER_REQUEST a request (/batch)" "$((ok * PER_REQUEST))" "$(awk "BEGIN { print $ok * $PER_REQUEST / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+
 read -r settled settle <<<"$(python3 - "http://127.0.0.1:$port/v1/settlements" "$admin" <<'EOF'
 import json, sys, time, urllib.request
 request = urllib.request.Request(sys.argv[1], method="POST", headers={"Authorization": f"Bearer {sys.argv[2]}"})
@@ -175,10 +198,8 @@ report = json.load(urllib.request.urlopen(request, timeout=600))
 print(report["settled"], time.monotonic() - start)
 EOF
 )"
-printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d not 201)\n' \
-  "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
 printf '%-34s %8d calls  %6.0f settled calls/s  in one batch of %.2f s; end to end %.0f settled calls/s\n' \
   "batch (POST /v1/settlements)" "$settled" "$(awk "BEGIN { print $settled / $settle }")" "$settle" \
-  "$(awk "BEGIN { print $settled / ($seconds + $settle) }")"
+  "$(awk "BEGIN { print $settled / ($deferred_seconds + $settle) }")"
 
 pv verify >/dev/null && echo "verify: ok"

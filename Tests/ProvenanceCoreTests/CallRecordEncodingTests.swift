@@ -58,4 +58,38 @@ import Testing
             }
         }
     }
+
+    @Test func directSignatureBytesAreTheCanonicalValuesBytes() throws {
+        var random = SplitMix64(state: 13)
+        func bytes(_ count: Int) -> Data { Data((0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }) }
+        var signatures: [CallSignature] = [.single(signature: bytes(64))]
+        for proofLength in [0, 1, 8, 20] {
+            signatures.append(.batch(root: bytes(32), signature: bytes(64), index: Int(random.next() % 1000), size: 1000 + Int(random.next() % 5000),
+                                     proof: (0..<proofLength).map { _ in bytes(32) }))
+        }
+        for signature in signatures {
+            #expect(signature.canonicalBytes == signature.canonical.encoded())
+            #expect(try CallSignature(canonical: CanonicalValue(parsing: signature.canonicalBytes)) == signature)
+        }
+    }
+
+    /// Amounts print as they always have: as few decimals as needed, any sign and size.
+    @Test func amountsPrintAsBefore() {
+        func reference(_ amount: TokenAmount) -> String {
+            let magnitude = amount.raw.magnitude
+            let unit = UInt128(TokenAmount.unit)
+            var fraction = String(magnitude % unit)
+            fraction = String(repeating: "0", count: TokenAmount.decimals - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            return (amount.raw < 0 ? "-" : "") + String(magnitude / unit) + (fraction.isEmpty ? "" : "." + fraction)
+        }
+        var random = SplitMix64(state: 14)
+        var amounts: [Int128] = [0, 1, -1, 10, 1_000_000_000_000_000_000, -1_000_000_000_000_000_000, 1_500_000_000_000_000_000,
+                                 Int128(UInt64.max), Int128(UInt64.max) + 1, Int128.max, Int128.min + 1, 100_000]
+        for _ in 0..<5_000 {
+            let high = Int128(Int64(bitPattern: random.next())) << 64
+            amounts.append(random.next() % 3 == 0 ? high | Int128(random.next()) : Int128(random.next() >> (random.next() % 64)))
+        }
+        for raw in amounts { #expect(TokenAmount(raw: raw).description == reference(TokenAmount(raw: raw)), "\(raw)") }
+    }
 }

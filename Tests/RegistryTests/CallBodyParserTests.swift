@@ -99,6 +99,8 @@ import Testing
         for outcome in outcomes.prefix(2) {
             #expect(JSONResponse.json(outcome) == (try JSONResponse.encoder.encode(outcome)))
         }
+        #expect(JSONResponse.json(outcomes: Array(outcomes.prefix(2))) == (try JSONResponse.encoder.encode(ListPayload(key: "outcomes", items: Array(outcomes.prefix(2))))))
+        #expect(JSONResponse.json(outcomes: []) == (try JSONResponse.encoder.encode(ListPayload(key: "outcomes", items: [CallOutcome]()))))
         // A key that needs an escape is the encoder's to write.
         for outcome in outcomes.suffix(2) { #expect(JSONResponse.json(outcome) == nil) }
     }

@@ -30,6 +30,24 @@ enum JSONResponse {
         return bytes(body, status: status)
     }
 
+    /// The outcomes of a batch of calls, `{"outcomes":[…]}`, written directly like `json(_:)`.
+    static func make(outcomes: [CallOutcome]) -> Response {
+        guard let body = json(outcomes: outcomes) else { return encoded(ListPayload(key: "outcomes", items: outcomes), status: .ok) }
+        return bytes(body)
+    }
+
+    static func json(outcomes: [CallOutcome]) -> Data? {
+        var body = Data(#"{"outcomes":["#.utf8)
+        body.reserveCapacity(16 + outcomes.count * 200)
+        for (index, outcome) in outcomes.enumerated() {
+            guard let item = json(outcome) else { return nil }
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(item)
+        }
+        body.append(contentsOf: "]}".utf8)
+        return body
+    }
+
     /// A call's outcome written directly: byte for byte what `JSONEncoder` writes (a test holds
     /// the two equal); nil for a string that would need an escape, which the encoder writes.
     static func json(_ outcome: CallOutcome) -> Data? {

@@ -33,7 +33,7 @@ extension RegistryAPI {
                 for item in body.calls { try Self.checkOutput(item.outputText) }
                 let outputs = body.calls.map(\.outputText)
                 let outcomes = try await submit(calls, outputs: outputs.contains { $0 != nil } ? outputs : [], deferred: body.deferred ?? false)
-                return JSONResponse.make(ListPayload(key: "outcomes", items: outcomes))
+                return JSONResponse.make(outcomes: outcomes)
             },
             Endpoint(.post, "/v1/settlements") { _, context in
                 _ = try context.require()

@@ -166,6 +166,46 @@ public enum CallSignature: Sendable, Equatable {
     case single(signature: Data)
     case batch(root: Data, signature: Data, index: Int, size: Int, proof: [Data])
 
+    /// `canonical.encoded()`, written directly with the keys in their sorted order (a test holds
+    /// the two equal): every call's signature is encoded into its invoice.
+    public var canonicalBytes: Data {
+        var out: [UInt8] = []
+        func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
+        func base64(_ data: Data) {
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: data.base64EncodedString().utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        func integer(_ value: Int) {
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: String(value).utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        switch self {
+        case .single(let signature):
+            out.reserveCapacity(128)
+            raw(#"{"kind":"single","signature":"#)
+            base64(signature)
+        case .batch(let root, let signature, let index, let size, let proof):
+            out.reserveCapacity(256 + 48 * proof.count)
+            raw(#"{"batch_root":"#)
+            base64(root)
+            raw(#","index":"#)
+            integer(index)
+            raw(#","kind":"batch","proof":["#)
+            for (position, hash) in proof.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                base64(hash)
+            }
+            raw(#"],"signature":"#)
+            base64(signature)
+            raw(#","size":"#)
+            integer(size)
+        }
+        out.append(UInt8(ascii: "}"))
+        return Data(out)
+    }
+
     public var canonical: CanonicalValue {
         switch self {
         case .single(let signature):

@@ -79,7 +79,7 @@ public struct PendingCall: Sendable, Equatable {
     public var outputText: String?
 
     public init(record: CallRecord, signature: CallSignature, price: Price, fee: TokenAmount, recordBytes: Data? = nil, outputText: String? = nil) {
-        self.init(record: record, signatureBytes: signature.canonical.encoded(), price: price, fee: fee,
+        self.init(record: record, signatureBytes: signature.canonicalBytes, price: price, fee: fee,
                   recordBytes: recordBytes ?? record.canonicalBytes, outputText: outputText)
     }
 

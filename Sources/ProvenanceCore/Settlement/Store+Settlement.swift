@@ -335,7 +335,7 @@ extension Store {
         }
         let recordBytes = record.canonicalBytes
         return PreparedCall(record: record, recordBytes: recordBytes, digest: SHA256Digest.hex(of: recordBytes), signature: signature,
-                            signatureBytes: signature.canonical.encoded(),
+                            signatureBytes: signature.canonicalBytes,
                             node: node, price: price, fee: .zero,
                             terms: terms, plugins: plugins, deferred: deferred, output: output, attribution: [])
     }

@@ -52,14 +52,30 @@ public struct TokenAmount: Sendable, Hashable, Comparable, CustomStringConvertib
 
     /// Tokens with as few decimals as needed: `12.5`, `0.000000000000000001`, `-3`.
     public var description: String {
-        let negative = raw < 0
         let magnitude = raw.magnitude
-        let unit = UInt128(Self.unit)
-        let whole = magnitude / unit
-        var fraction = String(magnitude % unit)
-        fraction = String(repeating: "0", count: Self.decimals - fraction.count) + fraction
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        return (negative ? "-" : "") + String(whole) + (fraction.isEmpty ? "" : "." + fraction)
+        // One 128-bit division at most: an amount under 2^64 base units (18 tokens) takes 64-bit ones.
+        let whole: String
+        var fraction: UInt64
+        if let small = UInt64(exactly: magnitude) {
+            whole = String(small / 1_000_000_000_000_000_000)
+            fraction = small % 1_000_000_000_000_000_000
+        } else {
+            let (quotient, remainder) = magnitude.quotientAndRemainder(dividingBy: UInt128(Self.unit))
+            whole = String(quotient)
+            fraction = UInt64(remainder)
+        }
+        var text = raw < 0 ? "-" + whole : whole
+        guard fraction != 0 else { return text }
+        var digits = Self.decimals
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        let significant = String(fraction)
+        text += "."
+        text += String(repeating: "0", count: digits - significant.count)
+        text += significant
+        return text
     }
 
     /// Base units as a decimal integer string.
