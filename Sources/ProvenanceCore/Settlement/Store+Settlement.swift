@@ -394,14 +394,14 @@ extension Store {
                     return models
                 }
                 for calls in submissions {
-                    let before = book
+                    let mark = book.mark()
                     do {
                         let models = try calls.reduce(into: Set<String>()) { $0.formUnion(try stale($1)) }
                         guard models.isEmpty else { throw StaleTerms(models: models) }
                         let outcomes = try ledger.savepoint { try calls.map { try book.process($0) } }
                         results.append(.success(outcomes))
                     } catch {
-                        book = before
+                        book.rollback(to: mark)
                         results.append(.failure(error))
                     }
                 }
@@ -730,6 +730,59 @@ struct Book {
     private var seen: [String: (digest: String, outcome: CallOutcome)] = [:]
     private var termsWritten = Set<String>()
 
+    /// What the changes since a `mark` replaced, newest last: a submission that fails is undone
+    /// from it (its database writes by the savepoint around it). Copying the book instead cost
+    /// a copy of every dictionary for each call of a group.
+    private enum Undo {
+        case balance(String, TokenAmount?)
+        case touched(String)
+        case net(NetKey, TokenAmount?)
+        case seen(String)
+        case batch(Int64?)
+    }
+    private var journal: [Undo] = []
+    /// Whether changes are journaled: from the first `mark` on (a batch settlement never marks).
+    private var journaling = false
+
+    private mutating func remember(_ undo: Undo) {
+        if journaling { journal.append(undo) }
+    }
+
+    struct Mark {
+        fileprivate let journal: Int
+        fileprivate let drafts: Int
+        fileprivate let sequence: Int64
+        fileprivate let lastHash: String
+    }
+
+    /// Where `rollback` returns to. Only the newest mark may be rolled back to.
+    mutating func mark() -> Mark {
+        journaling = true
+        journal.removeAll(keepingCapacity: true)
+        return Mark(journal: 0, drafts: drafts.count, sequence: sequence, lastHash: lastHash)
+    }
+
+    /// Undoes everything since `mark`.
+    mutating func rollback(to mark: Mark) {
+        while journal.count > mark.journal {
+            switch journal.removeLast() {
+            case .balance(let account, let old): balances[account] = old
+            case .touched(let account): touched.remove(account)
+            case .net(let key, let old): net[key] = old
+            case .seen(let key): seen[key] = nil
+            case .batch(let old): batchID = old
+            }
+        }
+        drafts.removeLast(drafts.count - mark.drafts)
+        sequence = mark.sequence
+        lastHash = mark.lastHash
+    }
+
+    private mutating func setBalance(_ amount: TokenAmount, of account: String) {
+        remember(.balance(account, balances.updateValue(amount, forKey: account)))
+        if touched.insert(account).inserted { remember(.touched(account)) }
+    }
+
     init(_ ledger: any LedgerWriter) throws {
         self.ledger = ledger
         time = Store.now()
@@ -754,7 +807,7 @@ struct Book {
 
     mutating func open(_ account: String) throws {
         _ = try balance(account)
-        touched.insert(account)
+        if touched.insert(account).inserted { remember(.touched(account)) }
     }
 
     mutating func requireFunds(_ amount: TokenAmount, in account: String, for purpose: String) throws {
@@ -768,9 +821,9 @@ struct Book {
     /// One transfer, written now.
     @discardableResult
     mutating func move(_ amount: TokenAmount, from: String, to: String, cause: Transfer.Cause) throws -> Transfer {
-        balances[from] = try balance(from).subtracting(amount)
-        balances[to] = try balance(to).adding(amount)
-        touched.formUnion([from, to])
+        let newFrom = try balance(from).subtracting(amount)
+        setBalance(newFrom, of: from)
+        setBalance(try balance(to).adding(amount), of: to)
         return try append(Transfer(sequence: 0, from: from, to: to, amount: amount, cause: cause, invoice: nil, call: nil, batch: nil,
                                    createdAt: time, hash: ""))
     }
@@ -792,15 +845,15 @@ struct Book {
         let newTo = try balance(to).adding(amount)
         let key = NetKey(from: from, to: to, cause: cause)
         let total = try (net[key] ?? .zero).adding(amount)
-        balances[from] = newFrom
-        balances[to] = newTo
-        touched.formUnion([from, to])
-        net[key] = total
+        setBalance(newFrom, of: from)
+        setBalance(newTo, of: to)
+        remember(.net(key, net.updateValue(total, forKey: key)))
     }
 
     mutating func batch() throws -> Int64 {
         if let batchID { return batchID }
         let id = try ledger.insertBatch(firstInvoice: firstInvoice, at: time)
+        remember(.batch(batchID))
         batchID = id
         return id
     }
@@ -841,7 +894,7 @@ struct Book {
             outcome = CallOutcome(status: .pending, replayed: false, idempotencyKey: key, record: call.digest, invoice: nil,
                                   fee: call.fee.description)
         }
-        seen[key] = (call.digest, outcome)
+        if seen.updateValue((call.digest, outcome), forKey: key) == nil { remember(.seen(key)) }
         return outcome
     }
 
