@@ -121,7 +121,7 @@ struct RegistryAPI: Sendable {
     func endpoints() -> [Endpoint] {
         let groups: [[Endpoint]] = [
             systemEndpoints(), datasetEndpoints(), modelEndpoints(), contributorEndpoints(), accountEndpoints(), callEndpoints(),
-            ledgerEndpoints(),
+            ledgerEndpoints(), gitEndpoints(),
         ]
         return groups.flatMap { $0 }
     }
