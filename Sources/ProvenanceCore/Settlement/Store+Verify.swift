@@ -120,25 +120,11 @@ extension Store {
             guard MerkleTree.leafHash(stored.bytes) == stored.leafHash else {
                 return .failure(fail("\(name): its leaf hash does not match its stored bytes"))
             }
-            let invoice: Invoice
-            do { invoice = try Invoice(canonicalBytes: stored.bytes, terms: terms) } catch {
-                return .failure(fail("\(name): cannot be read (\(error))"))
-            }
-            guard invoice.canonicalBytes == stored.bytes else { return .failure(fail("\(name): its bytes are not canonical")) }
-            guard invoice.ledgerIndex == stored.index else { return .failure(fail("\(name): it records ledger index \(invoice.ledgerIndex)")) }
-            guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey, let key = node.verificationKey else {
-                return .failure(fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry"))
-            }
-            guard signatures.verify(invoice.signature, of: invoice.record, key: key) else {
-                return .failure(fail("\(name): the node signature does not verify"))
-            }
-            if let problem = Self.checkCallAttribution(invoice) { return .failure(fail("\(name): \(problem)")) }
-            let recomputed: SettlementComputation
-            do { recomputed = try SettlementComputation.compute(record: invoice.record, price: invoice.price, levels: invoice.effectiveLevels) } catch {
-                return .failure(fail("\(name): its split cannot be recomputed (\(error))"))
-            }
-            guard recomputed == invoice.computation else { return .failure(fail("\(name): its split does not follow from its recorded inputs")) }
-            return .success(invoice)
+            // The checks an outside auditor makes too (`provenance audit`), in one pure function.
+            return Invoice.rederive(bytes: stored.bytes, index: stored.index, terms: terms, nodeKey: { invoice in
+                guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey else { return nil }
+                return node.verificationKey
+            }, signatures: signatures).mapError { fail("\(name): \($0)") }
         }
         let chunk = 256
         Parallel.forEach((invoices.count + chunk - 1) / chunk) { part in
