@@ -21,6 +21,11 @@ extension Provenance {
                                    valueName: "KEY")) var key: String?
         @Option(help: ArgumentHelp("The audit state file (default: one per registry under $XDG_STATE_HOME or ~/.local/state/provenance/audit).",
                                    valueName: "FILE")) var state: String?
+        @Option(name: .customLong("witness"), help: ArgumentHelp("A witness's cosignature verifier key; with witnesses, only a checkpoint cosigned by --quorum of them is accepted (repeat for several).",
+                                                                 valueName: "KEY"))
+        var witnesses: [String] = []
+        @Option(help: ArgumentHelp("How many of the --witness keys must have cosigned the checkpoint (default: all).", valueName: "K"))
+        var quorum: Int?
         @Flag(help: "Also clone the repositories with git and check every dataset commit, manifest and training log the new invoices name.")
         var git = false
         @OptionGroup var output: OutputOptions
@@ -28,8 +33,17 @@ extension Provenance {
         func run() async throws {
             let client = try RegistryClient(url)
             let stateURL = try state.map { URL(fileURLWithPath: $0) } ?? Self.defaultState(for: client.base)
+            let verifiers = try witnesses.map { key in
+                do { return try CosignatureVerifier(verifierKey: key) } catch { throw AuditError("--witness '\(key.prefix(100))' is not a witness key: \(error)") }
+            }
+            if let quorum, !(1...max(1, verifiers.count)).contains(quorum) || verifiers.isEmpty {
+                throw AuditError("--quorum must be 1 to the number of --witness keys (\(verifiers.count))")
+            }
             let summary: AuditSummary
-            do { summary = try await Auditor(client: client, stateURL: stateURL, key: key, git: git).run() } catch let error as AuditError {
+            do {
+                summary = try await Auditor(client: client, stateURL: stateURL, key: key, git: git, witnesses: verifiers,
+                                            quorum: quorum ?? verifiers.count).run()
+            } catch let error as AuditError {
                 throw AuditError("audit failed: \(error.description)")
             }
             if output.json { return try Output.json(summary) }
@@ -40,6 +54,7 @@ extension Provenance {
             if summary.pinned { print("pinned   \(summary.verifierKey) (first use; later runs require it)") }
             print("checkpoint \(summary.size) invoices, root \(summary.rootHash): signature verified\(summary.previousSize == summary.size ? ", unchanged since the last audit" : summary.previousSize > 0 ? ", consistent with the \(summary.previousSize) seen before" : "")")
             print("invoices \(summary.invoicesChecked) new, each in the checkpoint by its inclusion proof, its node signature, fee and split re-derived")
+            if !summary.cosignedBy.isEmpty { print("witness  cosigned by \(summary.cosignedBy.joined(separator: ", ")) (quorum \(quorum ?? verifiers.count))") }
             if git { print("git      \(summary.levelsCheckedInGit) lineage level(s) checked in \(summary.repositoriesCloned) cloned repositor\(summary.repositoriesCloned == 1 ? "y" : "ies")") }
             print("audited  \(summary.registry): ok (state \(stateURL.path))")
         }

@@ -69,9 +69,12 @@ struct AuditSummary: Encodable {
     var invoicesChecked: Int
     var levelsCheckedInGit: Int
     var repositoriesCloned: Int
+    /// The witnesses (of those required) whose cosignatures on the checkpoint verified.
+    var cosignedBy: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case registry, pinned, size
+        case cosignedBy = "cosigned_by"
         case verifierKey = "verifier_key"
         case previousSize = "previous_size"
         case rootHash = "root_hash"
@@ -90,6 +93,9 @@ struct Auditor {
     /// `--key`: the verifier key to require (else the pinned one, else pin on first use).
     let key: String?
     let git: Bool
+    /// `--witness`: with them, only a checkpoint cosigned by `quorum` of them is accepted.
+    var witnesses: [CosignatureVerifier] = []
+    var quorum = 0
 
     struct Checkpoint: Decodable {
         var note: String
@@ -107,7 +113,11 @@ struct Auditor {
         }
         if let key { _ = try verifier(key, what: "--key") }
 
-        let (status, body) = try await client.get("/v1/ledger/checkpoint")
+        let path = witnesses.isEmpty ? "/v1/ledger/checkpoint" : "/v1/ledger/cosigned-checkpoint"
+        let (status, body) = try await client.get(path)
+        if status == 404, !witnesses.isEmpty {
+            throw AuditError("quorum not met: the registry serves no checkpoint cosigned by its witnesses")
+        }
         if status == 404 {
             if let state, state.size > 0 {
                 throw AuditError("truncated: the registry serves no checkpoint, but the last audit verified one of \(state.size) invoices")
@@ -116,7 +126,7 @@ struct Auditor {
                                 rootHash: "", invoicesChecked: 0, levelsCheckedInGit: 0, repositoriesCloned: 0)
         }
         guard status == 200, let served = try? JSONDecoder().decode(Checkpoint.self, from: body) else {
-            throw AuditError("the registry answered GET /v1/ledger/checkpoint with \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
+            throw AuditError("the registry answered GET \(path) with \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
         }
         let pinnedKey = key ?? state?.verifierKey ?? served.verifierKey
         let pinning = key == nil && state == nil
@@ -124,6 +134,10 @@ struct Auditor {
         let checkpoint: ProvenanceCore.Checkpoint
         do { checkpoint = try verifier.verify(served.note) } catch {
             throw AuditError("the registry's checkpoint is not signed by \(pinning ? "its own verifier key" : "the pinned key \(pinnedKey)"): \(error)")
+        }
+        let cosigners = witnesses.filter { $0.cosignedTime(of: served.note) != nil }.map(\.name)
+        guard cosigners.count >= quorum else {
+            throw AuditError("quorum not met: checkpoint \(checkpoint.size) carries \(cosigners.count) valid cosignature(s) of the \(quorum) required from the given witnesses\(cosigners.isEmpty ? "" : " (\(cosigners.joined(separator: ", ")))")")
         }
         let previousSize = state?.size ?? 0
         let previousRoot = state.flatMap { Data(base64Encoded: $0.rootHash) } ?? MerkleTree.emptyRoot
@@ -200,7 +214,7 @@ struct Auditor {
                        auditedAt: ISO8601DateFormatter().string(from: Date())).save(stateURL)
         return AuditSummary(registry: client.base, verifierKey: pinnedKey, pinned: pinning, previousSize: previousSize, size: checkpoint.size,
                             rootHash: checkpoint.rootHash.base64EncodedString(), invoicesChecked: checkpoint.size - previousSize,
-                            levelsCheckedInGit: git ? levels.count : 0, repositoriesCloned: cloned)
+                            levelsCheckedInGit: git ? levels.count : 0, repositoriesCloned: cloned, cosignedBy: cosigners)
     }
 
     func verifier(_ key: String, what: String) throws -> NoteVerifier {

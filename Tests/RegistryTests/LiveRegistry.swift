@@ -13,10 +13,15 @@ final class LiveRegistry: @unchecked Sendable {
     let port: Int
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(store: URL, arguments: [String] = []) throws {
+    convenience init(store: URL, arguments: [String] = []) throws {
+        try self.init(command: ["serve", "--store", store.path, "--host", "127.0.0.1", "--port", "0"] + arguments)
+    }
+
+    /// Any `provenance` server command that logs "listening on HOST:PORT" (the registry, a witness).
+    init(command: [String]) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: CLIHarness.binary)
-        process.arguments = ["serve", "--store", store.path, "--host", "127.0.0.1", "--port", "0"] + arguments
+        process.arguments = command
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "PROVENANCE_STORE")
         process.environment = environment
@@ -48,6 +53,16 @@ final class LiveRegistry: @unchecked Sendable {
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as? HTTPURLResponse
         return (http?.statusCode ?? 0, data, http?.value(forHTTPHeaderField: "Content-Type"))
+    }
+
+    /// POSTs `body` to `path`: status, body, content type.
+    func post(_ path: String, _ body: String) async throws -> (status: Int, body: String, contentType: String?) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as? HTTPURLResponse
+        return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "Content-Type"))
     }
 
     /// Sends `method` to `path` with no body.
