@@ -153,4 +153,39 @@ import Testing
         #expect(try cli.snapshot() == before)
         #expect(try Self.registryLog(cli, "poems").count == 3)
     }
+
+    /// Object files are streamed: cloning a 96 MiB incompressible file leaves the server's peak
+    /// memory where it was, give or take a few chunks.
+    @Test func aLargeObjectIsStreamedWithFlatMemory() async throws {
+        let cli = try CLIHarness()
+        var generator = SplitMix64(state: 42)
+        let size = 96 << 20
+        var bytes = [UInt8](repeating: 0, count: size)
+        bytes.withUnsafeMutableBytes { buffer in
+            let words = buffer.bindMemory(to: UInt64.self)
+            for index in words.indices { words[index] = generator.next() }
+        }
+        try cli.directory.write("big.bin", Data(bytes))
+        bytes = []
+        try cli.must("add", "big", "big.bin", "--contributor", "Ada Lovelace <ada@example.org>")
+        let registry = try LiveRegistry(store: cli.store)
+        // Warm the server up with a small request first, so the baseline includes its buffers.
+        _ = try await registry.get("/git/datasets/big.git/info/refs")
+        let before = try Self.peakMemory(registry.process.processIdentifier)
+        let scratch = try TemporaryDirectory("provenance-git-clone")
+        let cloned = try git(["clone", "-q", "\(registry.base)/git/datasets/big.git", scratch.path("big").path], in: scratch.url, allowFailure: true)
+        #expect(cloned.succeeded, "\(cloned)")
+        let after = try Self.peakMemory(registry.process.processIdentifier)
+        let attributes = try FileManager.default.attributesOfItem(atPath: scratch.path("big/big.bin").path)
+        #expect(attributes[.size] as? Int == size)
+        #expect(after - before < 32 << 20, "peak RSS grew by \((after - before) >> 20) MiB while serving a \(size >> 20) MiB object")
+    }
+
+    /// A process's peak resident memory (VmHWM), in bytes.
+    static func peakMemory(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        let kilobytes = try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+        return kilobytes * 1024
+    }
 }
