@@ -164,6 +164,7 @@ struct Auditor {
         var terms: [String: SettlementTerms] = [:]
         var nodeKeys: [String: Curve25519.Signing.PublicKey?] = [:]
         var levels: [String: InvoiceLevel] = [:]
+        var withSpans: [(index: Int, invoice: Invoice)] = []
         for index in previousSize..<checkpoint.size {
             let name = "invoice \(index)"
             let bytes = try await client.must("/v1/invoices/\(index)/canonical")
@@ -200,13 +201,14 @@ struct Auditor {
             case .failure(let problem): throw AuditError("\(name): \(problem)")
             }
             for level in invoice.levels { levels["\(level.model)@\(level.version) \(level.modelCommit)"] = level }
+            if invoice.callAttribution.contains(where: { !$0.spans.isEmpty }) { withSpans.append((index, invoice)) }
             leaves.append(leaf)
         }
 
         // The lineage, against git alone.
         var cloned = 0
         if git, !levels.isEmpty {
-            cloned = try checkInGit(Array(levels.values))
+            cloned = try checkInGit(Array(levels.values), spans: withSpans)
         }
 
         try AuditState(registry: client.base, verifierKey: pinnedKey, size: checkpoint.size, rootHash: checkpoint.rootHash.base64EncodedString(),
@@ -267,7 +269,7 @@ struct Auditor {
 
     /// Clones every repository the levels name over the registry's git routes (the stock git
     /// CLI: libgit2 does not speak git's dumb HTTP protocol) and holds each level against them.
-    func checkInGit(_ levels: [InvoiceLevel]) throws -> Int {
+    func checkInGit(_ levels: [InvoiceLevel], spans: [(index: Int, invoice: Invoice)]) throws -> Int {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("provenance-audit-\(UUID().uuidString.lowercased())")
         defer { try? FileManager.default.removeItem(at: folder) }
         var clones: [String: URL] = [:]
@@ -301,6 +303,17 @@ struct Auditor {
             for input in level.datasets { datasets[input.dataset] = try clone("datasets", input.dataset) }
             if let problem = level.problemInGit(model: model, dataset: { datasets[$0]! }) {
                 throw AuditError("git: \(problem)")
+            }
+        }
+        // Spans cite only the levels' dataset commits (checked on their face), so those clones have them.
+        for (index, invoice) in spans {
+            var datasets: [String: URL] = [:]
+            for span in invoice.callAttribution.flatMap(\.spans) where datasets[span.dataset] == nil {
+                datasets[span.dataset] = try clone("datasets", span.dataset)
+            }
+            let clonesOfDatasets = datasets
+            if let problem = invoice.spanProblemInGit(dataset: { clonesOfDatasets[$0]! }) {
+                throw AuditError("git: invoice \(index): \(problem)")
             }
         }
         return clones.count

@@ -216,6 +216,32 @@ import Testing
         // Without --git the ledger alone is sound.
         #expect(try Self.audit(cli, registry, state: state).succeeded)
     }
+
+    /// Spans of a per-call attribution (span-match) are held against clones with --git: a span
+    /// whose text was rewritten (same length, so its weights still add up) is named.
+    @Test func spansAreHeldAgainstGitAndARewrittenSpanIsNamed() async throws {
+        let cli = try Self.market(calls: 0)
+        try cli.must("model", "set-plugin", "m", "span-match:min_bytes=5")
+        try cli.write("out.txt", "I recall: a poem by Ada\n")
+        try cli.must("call", "m@1", "--caller", "alice", "--node", "gpu1", "--input-tokens", "1000", "--output-tokens", "10", "--latency-ms", "50",
+                     "--idempotency-key", "span-1", "--output-file", "out.txt")
+        let invoice = try cli.must("invoice", "show", "0", "--canonical").stdout
+        #expect(invoice.contains("a poem by Ada"), "\(invoice)")
+        var registry = try LiveRegistry(store: cli.store)
+        let clean = try Self.audit(cli, registry, state: cli.directory.path("clean.json"), "--git")
+        #expect(clean.succeeded, "\(clean)")
+        registry.stop()
+
+        try Self.rewrite(cli, invoice: 0) { $0.replacingOccurrences(of: "a poem by Ada", with: "a poem by Eve") }
+        try Self.resign(cli)
+        registry = try LiveRegistry(store: cli.store)
+        let state = cli.directory.path("state.json")
+        let result = try Self.audit(cli, registry, state: state, "--git")
+        Self.expectFailure(result, "git: invoice 0: a span of m@1", state: state, before: nil)
+        #expect(result.stderr.contains("does not hold its text verbatim"), "\(result.stderr)")
+        // The ledger alone cannot tell: the form of the spans still holds.
+        #expect(try Self.audit(cli, registry, state: state).succeeded)
+    }
 }
 
 /// Any JSON value, for reading a few fields of an answer.

@@ -59,3 +59,24 @@ extension InvoiceLevel {
         return nil
     }
 }
+
+extension Invoice {
+    /// Holds every span of the invoice's per-call attribution against git alone, in clones of the
+    /// datasets: its text at its offset of the file in its commit, on its lines, which git blame
+    /// gives to its contributor (what `provenance verify` checks on the store).
+    ///
+    /// - Returns: the first problem, as a phrase; nil when every span holds.
+    public func spanProblemInGit(dataset: @escaping (String) -> URL) -> String? {
+        var checker = SpanChecker(repositories: dataset)
+        for attribution in callAttribution {
+            for span in attribution.spans {
+                do {
+                    if let problem = try checker.check(span) { return "a span of \(attribution.level) \(problem)" }
+                } catch {
+                    return "a span of \(attribution.level) cannot be read from git (\(error))"
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -363,12 +363,17 @@ extension Store {
 /// Holds spans against git: the text is the file's bytes at the recorded offset, which lie
 /// on the recorded lines, and git blame gives every one of those lines to the contributor.
 struct SpanChecker {
-    let store: Store
+    /// Where each dataset's repository is: the store's, or an auditor's clone.
+    let repository: (String) -> URL
     private var blobs: [String: Data] = [:]
     private var authors: [String: [String]] = [:]
 
     init(store: Store) {
-        self.store = store
+        self.init(repositories: store.datasetRepositoryURL)
+    }
+
+    init(repositories: @escaping (String) -> URL) {
+        repository = repositories
     }
 
     /// A description of what does not hold, or nil.
@@ -376,7 +381,7 @@ struct SpanChecker {
         let key = "\(span.dataset)\u{0}\(span.commit)\u{0}\(span.path)"
         let where_ = "(\(span.dataset)@\(span.commit.prefix(7)):\(span.path) lines \(span.lineStart)-\(span.lineEnd))"
         if blobs[key] == nil {
-            guard let repository = try? Repository.open(at: store.datasetRepositoryURL(span.dataset)), let commit = ObjectID(hex: span.commit),
+            guard let repository = try? Repository.open(at: repository(span.dataset)), let commit = ObjectID(hex: span.commit),
                   let blob = try? repository.blob(atPath: span.path, inCommit: commit)
             else { return "\(where_) names a file that is not in git" }
             blobs[key] = try repository.readBlob(blob)
@@ -392,7 +397,7 @@ struct SpanChecker {
             return "\(where_): its text lies on lines \(before + 1)-\(before + 1 + inside)"
         }
         if authors[key] == nil {
-            var authorship = try DatasetAuthorship(repository: store.datasetRepositoryURL(span.dataset), commit: span.commit)
+            var authorship = try DatasetAuthorship(repository: repository(span.dataset), commit: span.commit)
             authors[key] = try authorship.lineAuthors(path: span.path)
         }
         let lines = authors[key]!
