@@ -158,6 +158,10 @@ import Testing
         let logVerifier = try NoteVerifier(verifierKey: logKeyText)
         #expect(try logVerifier.verify(note).size == 3)
 
+        // The explorer's ledger page shows the cosignatures with the registry's own signature.
+        let page = String(decoding: try await registry.get("/ledger").body, as: UTF8.self)
+        #expect(page.contains("w1.example.org/w") && page.contains("w2.example.org/w") && page.contains("cosignature (witness)"))
+
         let state = cli.directory.path("state.json")
         let passed = try AuditTests.audit(cli, registry, state: state, "--witness", key1, "--witness", key2)
         #expect(passed.succeeded && passed.stdout.contains("cosigned by w1.example.org/w, w2.example.org/w (quorum 2)"), "\(passed)")

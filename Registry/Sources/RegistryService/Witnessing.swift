@@ -36,14 +36,25 @@ struct WitnessCollector: Service {
     let quorum: Int
     let logger: Logger
     var interval: Duration = .milliseconds(200)
+    var retryAfter: Duration = .seconds(5)
 
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
                 var known = [Int](repeating: 0, count: witnesses.count)
                 var recorded = (try? store.cosignedCheckpoint())?.size ?? -1
+                // A checkpoint the quorum did not cosign is asked for again every few seconds, not every round.
+                var failed: (size: Int, at: ContinuousClock.Instant)?
                 while true {
-                    if let size = await collect(known: &known, recorded: recorded) { recorded = size }
+                    let size = try? await Blocking.run { [store] in try store.checkpoint().size }
+                    if let size, size > recorded, failed.map({ $0.size != size || $0.at.duration(to: .now) > retryAfter }) ?? true {
+                        if let cosigned = await collect(known: &known, recorded: recorded) {
+                            recorded = cosigned
+                            failed = nil
+                        } else {
+                            failed = (size, .now)
+                        }
+                    }
                     try await Task.sleep(for: interval)
                 }
             }
