@@ -151,7 +151,9 @@ public func buildWitnessApplication(witness: Witness, host: String, port: Int, l
     let router = Router()
     router.post("/add-checkpoint") { request, _ -> Response in
         let body = try await request.body.collect(upTo: 64 * 1024)
-        let answer = witness.addCheckpoint(Data(body.readableBytesView))
+        // The check and the fsync'd state write hold a lock: off the cooperative pool, like the store's work.
+        let data = Data(body.readableBytesView)
+        let answer = try await Blocking.run { witness.addCheckpoint(data) }
         return Response(status: .init(code: answer.status), headers: [.contentType: answer.contentType],
                         body: .init(byteBuffer: ByteBuffer(string: answer.body)))
     }
