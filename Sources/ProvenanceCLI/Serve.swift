@@ -36,7 +36,18 @@ extension Provenance {
         @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "LEVEL"))
         var logLevel = "info"
 
+        @Option(name: .customLong("witness"), help: ArgumentHelp("A witness to cosign each checkpoint: its URL and verifier key (repeat for several).",
+                                                                 valueName: "URL=KEY"))
+        var witnesses: [String] = []
+
+        @Option(name: .customLong("witness-quorum"), help: ArgumentHelp("How many witnesses must cosign a checkpoint (default: all of them).", valueName: "K"))
+        var witnessQuorum: Int?
+
         func validate() throws {
+            for witness in witnesses { _ = try parsedWitness(witness) }
+            if let witnessQuorum, !(1...max(1, witnesses.count)).contains(witnessQuorum) || witnesses.isEmpty {
+                throw ValidationError("--witness-quorum must be 1 to the number of --witness (\(witnesses.count))")
+            }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
             if let settleEvery, !(settleEvery > 0 && settleEvery.isFinite) {
                 throw ValidationError("--settle-every must be a positive number of seconds")
@@ -51,12 +62,18 @@ extension Provenance {
             let store = try storeOptions.open()
             var logger = Logger(label: "provenance.registry")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            let configuration = RegistryConfiguration(
+            var configuration = RegistryConfiguration(
                 host: host, port: port, allowLocalRemotes: allowLocalRemotes, maxBodyBytes: maxBodyBytes,
                 settleEvery: settleEvery.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+            configuration.witnesses = try witnesses.map(parsedWitness)
+            configuration.witnessQuorum = witnessQuorum ?? witnesses.count
             logger.info("serving store", metadata: ["store": "\(store.root.path)", "host": "\(host)", "port": "\(port)"])
             try await runRegistry(configuration: configuration, store: store, resolver: pluginOptions.registry, logger: logger)
             logger.info("stopped; store closed", metadata: ["store": "\(store.root.path)"])
+        }
+
+        func parsedWitness(_ text: String) throws -> WitnessEndpoint {
+            do { return try WitnessEndpoint(parsing: text) } catch let error as ProvenanceError { throw ValidationError(error.message) }
         }
     }
 }

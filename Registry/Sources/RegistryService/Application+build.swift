@@ -18,6 +18,10 @@ public struct RegistryConfiguration: Sendable {
     public var settleEvery: Duration?
     /// The `Server` header.
     public var serverName: String
+    /// Witnesses asked to cosign each checkpoint (C2SP tlog-witness); none: checkpoints are not witnessed.
+    public var witnesses: [WitnessEndpoint] = []
+    /// How many witnesses must cosign a checkpoint before it is served as cosigned.
+    public var witnessQuorum: Int = 0
 
     public init(host: String = "127.0.0.1", port: Int = 8080, allowLocalRemotes: Bool = false,
                 maxBodyBytes: Int = 4 * 1024 * 1024, settleEvery: Duration? = nil, serverName: String = "provenance-registry") {
@@ -53,6 +57,10 @@ public func buildApplication(
     )
     if let interval = configuration.settleEvery {
         app.addServices(ScheduledSettlement(store: store, resolver: resolver, metrics: metrics, interval: interval, logger: logger))
+    }
+    if !configuration.witnesses.isEmpty {
+        app.addServices(WitnessCollector(store: store, witnesses: configuration.witnesses,
+                                         quorum: max(1, configuration.witnessQuorum), logger: logger))
     }
     return app
 }
@@ -121,7 +129,7 @@ struct RegistryAPI: Sendable {
     func endpoints() -> [Endpoint] {
         let groups: [[Endpoint]] = [
             systemEndpoints(), datasetEndpoints(), modelEndpoints(), contributorEndpoints(), accountEndpoints(), callEndpoints(),
-            ledgerEndpoints(),
+            ledgerEndpoints(), gitEndpoints(), witnessEndpoints(),
         ]
         return groups.flatMap { $0 }
     }

@@ -37,6 +37,12 @@ enum Pattern {
     static let base64Bytes64 = #"^[A-Za-z0-9+/]{85}[AQgw]==$"#
     /// A training log's file name.
     static let fileName = #"^(?!\.\.?$)[A-Za-z0-9._+-]{1,128}$"#
+    /// The paths of git's dumb HTTP protocol (`/git/...`): a repository `NAME.git`, a loose
+    /// object's two hex digits and the other 38, a pack or its index. What breaks them is 404.
+    static let gitRepository = #"^[a-z0-9][a-z0-9._-]{0,63}\.git$"#
+    static let gitObjectPrefix = #"^[0-9a-f]{2}$"#
+    static let gitObjectSuffix = #"^[0-9a-f]{38}$"#
+    static let gitPackFile = #"^pack-[0-9a-f]{40}\.(pack|idx)$"#
 
     private static let compiled: [String: NSRegularExpression] = {
         var table: [String: NSRegularExpression] = [:]
@@ -50,6 +56,7 @@ enum Pattern {
         "DatasetReference": datasetReference, "ModelReference": modelReference, "Identity": identity,
         "PluginSpec": pluginSpec, "IdempotencyKey": idempotencyKey, "SHA256Hex": sha256Hex,
         "Base64Bytes32": base64Bytes32, "Base64Bytes64": base64Bytes64, "FileName": fileName,
+        "GitRepository": gitRepository, "GitObjectPrefix": gitObjectPrefix, "GitObjectSuffix": gitObjectSuffix, "GitPackFile": gitPackFile,
     ]
 
     enum Verdict { case matches, matchesBeforeFinalNewline, fails }

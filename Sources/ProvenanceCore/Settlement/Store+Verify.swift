@@ -120,25 +120,11 @@ extension Store {
             guard MerkleTree.leafHash(stored.bytes) == stored.leafHash else {
                 return .failure(fail("\(name): its leaf hash does not match its stored bytes"))
             }
-            let invoice: Invoice
-            do { invoice = try Invoice(canonicalBytes: stored.bytes, terms: terms) } catch {
-                return .failure(fail("\(name): cannot be read (\(error))"))
-            }
-            guard invoice.canonicalBytes == stored.bytes else { return .failure(fail("\(name): its bytes are not canonical")) }
-            guard invoice.ledgerIndex == stored.index else { return .failure(fail("\(name): it records ledger index \(invoice.ledgerIndex)")) }
-            guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey, let key = node.verificationKey else {
-                return .failure(fail("\(name): node '\(invoice.record.node)' or its key does not match the node registry"))
-            }
-            guard signatures.verify(invoice.signature, of: invoice.record.canonicalBytes, key: key) else {
-                return .failure(fail("\(name): the node signature does not verify"))
-            }
-            if let problem = Self.checkCallAttribution(invoice) { return .failure(fail("\(name): \(problem)")) }
-            let recomputed: SettlementComputation
-            do { recomputed = try SettlementComputation.compute(record: invoice.record, price: invoice.price, levels: invoice.effectiveLevels) } catch {
-                return .failure(fail("\(name): its split cannot be recomputed (\(error))"))
-            }
-            guard recomputed == invoice.computation else { return .failure(fail("\(name): its split does not follow from its recorded inputs")) }
-            return .success(invoice)
+            // The checks an outside auditor makes too (`provenance audit`), in one pure function.
+            return Invoice.rederive(bytes: stored.bytes, index: stored.index, terms: terms, nodeKey: { invoice in
+                guard let node = nodes[invoice.record.node], node.publicKey == invoice.nodeKey else { return nil }
+                return node.verificationKey
+            }, signatures: signatures).mapError { fail("\(name): \($0)") }
         }
         let chunk = 256
         Parallel.forEach((invoices.count + chunk - 1) / chunk) { part in
@@ -377,12 +363,17 @@ extension Store {
 /// Holds spans against git: the text is the file's bytes at the recorded offset, which lie
 /// on the recorded lines, and git blame gives every one of those lines to the contributor.
 struct SpanChecker {
-    let store: Store
+    /// Where each dataset's repository is: the store's, or an auditor's clone.
+    let repository: (String) -> URL
     private var blobs: [String: Data] = [:]
     private var authors: [String: [String]] = [:]
 
     init(store: Store) {
-        self.store = store
+        self.init(repositories: store.datasetRepositoryURL)
+    }
+
+    init(repositories: @escaping (String) -> URL) {
+        repository = repositories
     }
 
     /// A description of what does not hold, or nil.
@@ -390,7 +381,7 @@ struct SpanChecker {
         let key = "\(span.dataset)\u{0}\(span.commit)\u{0}\(span.path)"
         let where_ = "(\(span.dataset)@\(span.commit.prefix(7)):\(span.path) lines \(span.lineStart)-\(span.lineEnd))"
         if blobs[key] == nil {
-            guard let repository = try? Repository.open(at: store.datasetRepositoryURL(span.dataset)), let commit = ObjectID(hex: span.commit),
+            guard let repository = try? Repository.open(at: repository(span.dataset)), let commit = ObjectID(hex: span.commit),
                   let blob = try? repository.blob(atPath: span.path, inCommit: commit)
             else { return "\(where_) names a file that is not in git" }
             blobs[key] = try repository.readBlob(blob)
@@ -406,7 +397,7 @@ struct SpanChecker {
             return "\(where_): its text lies on lines \(before + 1)-\(before + 1 + inside)"
         }
         if authors[key] == nil {
-            var authorship = try DatasetAuthorship(repository: store.datasetRepositoryURL(span.dataset), commit: span.commit)
+            var authorship = try DatasetAuthorship(repository: repository(span.dataset), commit: span.commit)
             authors[key] = try authorship.lineAuthors(path: span.path)
         }
         let lines = authors[key]!

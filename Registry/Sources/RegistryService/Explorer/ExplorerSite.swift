@@ -430,9 +430,12 @@ struct ExplorerSite: Sendable {
     }
 
     func ledgerPage(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
-        let (checkpoint, size) = try await read { store in
-            (try? store.checkpoint(), try store.invoices(account: nil, model: nil).count)
+        let (checkpoint, size, cosigned) = try await read { store in
+            (try? store.checkpoint(), try store.invoices(account: nil, model: nil).count, try? store.cosignedCheckpoint())
         }
-        return LedgerPage.render(checkpoint, invoices: size)
+        // The latest checkpoint with its witnesses' cosignatures, once a quorum has cosigned it.
+        var shown = checkpoint
+        if let cosigned, let latest = checkpoint, cosigned.size == latest.size, cosigned.rootHash == latest.rootHash { shown?.note = cosigned.note }
+        return LedgerPage.render(shown, invoices: size)
     }
 }
