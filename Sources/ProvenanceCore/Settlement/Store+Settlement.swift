@@ -461,6 +461,22 @@ extension Store {
         let found = try await attributeCalls(searched.map { (callTerms[$0], pending[$0].record, pending[$0].outputText!) },
                                              resolver: resolver)
         for (position, attribution) in zip(searched, found) { attributions[position] = attribution }
+        // Each call's split and record digest depend on nothing the transaction holds: work
+        // them out on every core before it, so that it only moves money and writes.
+        let prepared = UnsafeMutableBufferPointer<Result<(SettlementComputation, String), any Error>>.allocate(capacity: pending.count)
+        prepared.initialize(repeating: .failure(ProvenanceError(.storage, "not computed")))
+        defer { prepared.deallocate() }
+        let chunk = 256
+        Parallel.forEach((pending.count + chunk - 1) / chunk) { part in
+            for position in (part * chunk)..<min(pending.count, (part + 1) * chunk) {
+                let call = pending[position]
+                prepared[position] = Result {
+                    (try SettlementComputation.compute(record: call.record, price: callTerms[position].price,
+                                                       levels: LevelCallAttribution.apply(attributions[position], to: callTerms[position].levels)),
+                     SHA256Digest.hex(of: call.recordBytes))
+                }
+            }
+        }
         let signer = try noteSigner()
         return try ledger.writeLedger { ledger in
             var book = try Book(ledger)
@@ -474,9 +490,11 @@ extension Store {
                 if position % 1024 == 0 { ProgressReport.report("Settling", done: position, total: pending.count, unit: "calls") }
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
+                let (computation, digest) = try prepared[position].get()
                 invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes,
-                                                digest: SHA256Digest.hex(of: call.recordBytes), signatureBytes: call.signatureBytes, node: node,
-                                                terms: callTerms[position], attribution: attributions[position], from: Accounts.escrow, mode: .batch))
+                                                digest: digest, signatureBytes: call.signatureBytes, node: node,
+                                                terms: callTerms[position], attribution: attributions[position], computation: computation,
+                                                from: Accounts.escrow, mode: .batch))
             }
             if !invoices.isEmpty {
                 ProgressReport.report("Writing invoices", done: 0, total: invoices.count, unit: "invoices")
@@ -920,9 +938,11 @@ struct Book {
     /// The movements happen now; the invoice's bytes are encoded and hashed later for the
     /// whole batch at once, on every core (`writeInvoices`).
     mutating func settle(record: CallRecord, recordBytes: Data, digest: String, signatureBytes: Data, node: NodeRecord,
-                         terms: SettlementTerms, attribution: [LevelCallAttribution] = [], from: String, mode: Invoice.Mode) throws -> Int {
-        let computation = try SettlementComputation.compute(record: record, price: terms.price,
-                                                            levels: LevelCallAttribution.apply(attribution, to: terms.levels))
+                         terms: SettlementTerms, attribution: [LevelCallAttribution] = [], computation: SettlementComputation? = nil,
+                         from: String, mode: Invoice.Mode) throws -> Int {
+        // `computation`, when given, is this call's split under `terms` and `attribution`, worked out beforehand.
+        let computation = try computation ?? SettlementComputation.compute(record: record, price: terms.price,
+                                                                           levels: LevelCallAttribution.apply(attribution, to: terms.levels))
         let index = treeSize
         let batchID = try batch()
         try post(computation.fee, from: from, to: Accounts.clearing, cause: from == Accounts.escrow ? .release : .charge)
