@@ -974,8 +974,13 @@ struct Book {
                 encoded[position] = (bytes, MerkleTree.leafHash(bytes))
             }
         }
+        var lastTerms = ""
         for (position, draft) in drafts.enumerated() {
-            if termsWritten.insert(draft.terms.sha256).inserted { try ledger.insertTerms(sha256: draft.terms.sha256, bytes: draft.terms.bytes) }
+            // Calls come in runs under the same terms: only a change is looked up.
+            if draft.terms.sha256 != lastTerms {
+                lastTerms = draft.terms.sha256
+                if termsWritten.insert(lastTerms).inserted { try ledger.insertTerms(sha256: lastTerms, bytes: draft.terms.bytes) }
+            }
             try ledger.insertInvoice(StoredInvoice(index: draft.index, bytes: encoded[position].bytes, leafHash: encoded[position].leaf,
                                                    settledAt: time),
                                      caller: draft.record.caller, model: draft.record.model, batch: draft.batch)
