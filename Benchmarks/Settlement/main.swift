@@ -118,9 +118,15 @@ let settledCalls = deferredCalls + realtimeCalls + concurrentCalls
 
 @MainActor func floor(invoices: ArraySlice<Row>, transfers: ArraySlice<Row>, calls: ArraySlice<Row>, transactions: Int) throws -> Double {
     var configuration = Configuration()
-    configuration.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+    // The store's settings: full fsync, the log copied into the database by a thread of its own.
+    configuration.prepareDatabase { db in
+        try db.execute(sql: "PRAGMA synchronous = FULL")
+        try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.fallbackPages)")
+    }
     let path = root.appendingPathComponent("floor-\(UUID().uuidString).sqlite").path
     let pool = try DatabasePool(path: path, configuration: configuration)
+    let checkpointer = WALCheckpointer(path: path)
+    defer { checkpointer.stop() }
     try pool.write { db in
         try db.execute(sql: """
             CREATE TABLE invoices (ledger_index INTEGER PRIMARY KEY, bytes BLOB NOT NULL, leaf_hash BLOB NOT NULL, caller TEXT NOT NULL,

@@ -429,15 +429,15 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
 /// under load several times a second, each a 4 MB copy and an fsync of the database that every
 /// call of that group commit waits for. Measured with `Benchmarks/http.sh`, taking it off the
 /// commit path raised real-time settlement by about half and cut its p50 latency by a third.
-final class WALCheckpointer: @unchecked Sendable {
+public final class WALCheckpointer: @unchecked Sendable {
     /// The log size (pages) past which a commit checkpoints anyway.
-    static let fallbackPages = 10_000
+    public static let fallbackPages = 10_000
     static let interval: TimeInterval = 0.1
 
     private let stopping = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
 
-    init(path: String) {
+    public init(path: String) {
         let thread = Thread { [stopping, stopped] in
             var configuration = Configuration()
             configuration.busyMode = .timeout(1)
@@ -453,8 +453,11 @@ final class WALCheckpointer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops the thread and closes its connection.
-    func stop() {
+    private let stopOnce = Locked(false)
+
+    /// Stops the thread and closes its connection (once; later calls return at once).
+    public func stop() {
+        guard stopOnce.write({ done in defer { done = true }; return !done }) else { return }
         stopping.signal()
         stopped.wait()
     }
