@@ -123,6 +123,7 @@ extension Provenance {
         enum Format: String, ExpressibleByArgument, CaseIterable { case tree, json, dot }
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
 
         @Argument(help: "MODEL@VERSION.")
         var reference: String
@@ -134,8 +135,12 @@ extension Provenance {
         @OptionGroup var progress: ProgressOptions
 
         func run() async throws {
-            let store = try storeOptions.open()
             let reference = try Names.parseModelVersion(self.reference)
+            if let client = try remote.client() {
+                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+                return show(try await client.json("/v1/models/\(reference.model)/versions/\(reference.version)/trace", as: Lineage.self))
+            }
+            let store = try storeOptions.open()
             let registry = pluginOptions.registry
             let lineage = try await progress.run {
                 // The two stages; a plugin's own work (a cold blame) reports inside the first.
@@ -144,6 +149,11 @@ extension Provenance {
                 ProgressReport.report("Tracing \(reference): lineage", done: 1, total: 2, unit: "stages")
                 return try store.lineage(of: reference, attribution: attribution)
             }
+            show(lineage)
+        }
+
+        /// Prints the lineage, the same for a local store and a registry.
+        func show(_ lineage: Lineage) {
             switch format {
             case .tree:
                 FileHandle.standardOutput.write(LineageRenderer.treeBytes(lineage))
