@@ -131,15 +131,21 @@ extension Provenance.LedgerCommand {
         }
     }
 
-    struct Proof: ParsableCommand {
+    struct Proof: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the inclusion proof of an invoice.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The invoice id.") var invoice: Int
         @Option(help: ArgumentHelp("The tree size to prove against (default: the latest checkpoint).", valueName: "N")) var size: Int?
 
-        func run() throws {
-            let proof = try storeOptions.open().inclusionProof(index: invoice, size: size)
+        func run() async throws {
+            let proof: InclusionProofInfo
+            if let client = try remote.client(storeOptions) {
+                proof = try await client.json("/v1/ledger/inclusion-proof?index=\(invoice)\(size.map { "&size=\($0)" } ?? "")", as: InclusionProofInfo.self)
+            } else {
+                proof = try storeOptions.open().inclusionProof(index: invoice, size: size)
+            }
             if output.json { return try Output.json(proof) }
             print("invoice \(proof.index) in tree of size \(proof.treeSize)")
             print("leaf  \(proof.leafHash)")
@@ -148,15 +154,21 @@ extension Provenance.LedgerCommand {
         }
     }
 
-    struct Consistency: ParsableCommand {
+    struct Consistency: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the consistency proof between two tree sizes.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The older tree size.") var oldSize: Int
         @Argument(help: "The newer tree size (default: the whole ledger).") var newSize: Int?
 
-        func run() throws {
-            let proof = try storeOptions.open().consistencyProof(oldSize: oldSize, newSize: newSize)
+        func run() async throws {
+            let proof: ConsistencyProofInfo
+            if let client = try remote.client(storeOptions) {
+                proof = try await client.json("/v1/ledger/consistency-proof?old_size=\(oldSize)\(newSize.map { "&new_size=\($0)" } ?? "")", as: ConsistencyProofInfo.self)
+            } else {
+                proof = try storeOptions.open().consistencyProof(oldSize: oldSize, newSize: newSize)
+            }
             if output.json { return try Output.json(proof) }
             print("from size \(proof.oldSize) (root \(proof.oldRoot)) to size \(proof.newSize) (root \(proof.newRoot))")
             for (step, hash) in proof.proof.enumerated() { print("\(step)  \(hash)") }

@@ -37,6 +37,13 @@ struct RegistryOptions: ParsableArguments {
         return environment?.isEmpty == false ? environment : nil
     }
 
+    /// The client for the registry, or nil to work on the store; refuses both at once.
+    func client(_ storeOptions: StoreOptions) throws -> RegistryClient? {
+        guard let client = try client() else { return nil }
+        guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+        return client
+    }
+
     /// The client for the registry this invocation names, or nil to work on the local store.
     func client() throws -> RegistryClient? {
         guard let url else {
@@ -58,6 +65,16 @@ extension RegistryClient {
             throw ValidationError("'\(value)' cannot be sent to a registry")
         }
         return encoded
+    }
+
+    /// `/v1/datasets/NAME/ROUTE` for `DATASET[@REV]`, with `?rev=` and any other query items.
+    static func datasetPath(_ reference: String, _ route: String, _ query: [String: String] = [:]) throws -> String {
+        let parsed = RevisionReference(parsing: reference)
+        try Names.validateDatasetName(parsed.name)
+        var items = query
+        if let revision = parsed.revision { items["rev"] = revision }
+        let text = try items.sorted { $0.key < $1.key }.map { "\($0.key)=\(try queryValue($0.value))" }.joined(separator: "&")
+        return "/v1/datasets/\(parsed.name)/\(route)" + (text.isEmpty ? "" : "?" + text)
     }
 
     /// The token's role and subject (`GET /v1/tokens/current`).

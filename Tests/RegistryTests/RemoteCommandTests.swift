@@ -16,6 +16,14 @@ import Testing
         try cli.write("train.log", "step 1 loss 2.0\n")
         try cli.must("model", "register", "m@1", "--developer", "Dev <dev@example.org>", "--dataset", "poems", "--training-log", "train.log")
         try cli.must("model", "register", "m@2", "--developer", "Dev <dev@example.org>", "--base", "m@1", "--base-share", "250000000", "--dataset", "poems", "--training-log", "train.log")
+        // Two settled calls, so the ledger has invoices to prove.
+        try cli.must("model", "price", "m", "--input-per-1k", "1", "--output-per-1k", "2")
+        try cli.must("account", "deposit", "alice", "100")
+        try cli.must("node", "add", "gpu1")
+        for key in ["k1", "k2", "k3"] {
+            try cli.must("call", "m@2", "--caller", "alice", "--node", "gpu1", "--input-tokens", "1000", "--output-tokens", "10",
+                         "--latency-ms", "50", "--idempotency-key", key)
+        }
         return (cli, try LiveRegistry(store: cli.store))
     }
 
@@ -44,6 +52,29 @@ import Testing
         let (cli, registry) = try Self.served()
         for extra in [[], ["--json"], ["--plugin", "data-volume"], ["--plugin", "data-volume", "--json"], ["--plugin", "data-volume", "--unit", "lines"], ["--unit", "lines", "--json", "--plugin", "data-volume:unit=bytes"]] {
             try Self.expectSame(cli, registry, ["attribute", "m@2"] + extra)
+        }
+    }
+
+    @Test func datasetListingsAndLogsAreTheSameRemotely() throws {
+        let (cli, registry) = try Self.served()
+        let head = try cli.json([LogEntry].self, "log", "poems")[1].commit
+        for json in [[], ["--json"]] {
+            try Self.expectSame(cli, registry, ["datasets"] + json)
+            try Self.expectSame(cli, registry, ["log", "poems"] + json)
+            try Self.expectSame(cli, registry, ["log", "poems", "-n", "1"] + json)
+            try Self.expectSame(cli, registry, ["log", "poems@\(head)"] + json)
+            try Self.expectSame(cli, registry, ["contributors", "poems"] + json)
+            try Self.expectSame(cli, registry, ["contributors", "poems@\(head)"] + json)
+        }
+    }
+
+    @Test func inclusionAndConsistencyProofsAreTheSameRemotely() throws {
+        let (cli, registry) = try Self.served()
+        for json in [[], ["--json"]] {
+            try Self.expectSame(cli, registry, ["ledger", "proof", "0"] + json)
+            try Self.expectSame(cli, registry, ["ledger", "proof", "1", "--size", "2"] + json)
+            try Self.expectSame(cli, registry, ["ledger", "consistency", "1"] + json)
+            try Self.expectSame(cli, registry, ["ledger", "consistency", "1", "2"] + json)
         }
     }
 
