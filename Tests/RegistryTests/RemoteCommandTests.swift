@@ -78,6 +78,18 @@ import Testing
         }
     }
 
+    @Test func invoicesAreTheSameRemotely() throws {
+        let (cli, registry) = try Self.served()
+        for index in ["0", "2"] {
+            try Self.expectSame(cli, registry, ["invoice", "show", index])
+            try Self.expectSame(cli, registry, ["invoice", "show", index, "--json"])
+            try Self.expectSame(cli, registry, ["invoice", "show", index, "--canonical"])
+        }
+        let elsewhere = try TemporaryDirectory("provenance-remote-client")
+        let missing = try cli.run(["invoice", "show", "9", "--registry", registry.base], in: elsewhere.url)
+        #expect(missing.status != 0 && missing.stdout.isEmpty && missing.errorLines.count == 1 && missing.stderr.contains("no invoice 9"), "\(missing.stderr)")
+    }
+
     @Test func remoteRefusalsAreOneLine() throws {
         let (cli, registry) = try Self.served()
         let elsewhere = try TemporaryDirectory("provenance-remote-client")
