@@ -68,14 +68,21 @@ extension Provenance.Model {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the models with their versions and active plugin.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
-        func run() throws {
-            let models = try storeOptions.open().modelSummaries()
+        func run() async throws {
+            let models: [ModelSummary]
+            if let client = try remote.client(storeOptions) {
+                struct Answer: Decodable { var models: [ModelSummary] }
+                models = try await client.json("/v1/models", as: Answer.self).models
+            } else {
+                models = try storeOptions.open().modelSummaries()
+            }
             if output.json { return try Output.json(models) }
             if models.isEmpty {
                 print("No models yet: `provenance model register MODEL@VERSION --developer \"Name <email>\" --dataset DS` registers one.")

@@ -39,7 +39,7 @@ extension Provenance {
             // A command without --registry works only on a local store: say that, not "unknown option".
             for option in ["--registry", "--token-file"] where message.hasPrefix("Unknown option '\(option)") {
                 let command = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }.joined(separator: " ")
-                message = "provenance \(command) works only on a local store: drop \(option) (remote so far: add, trace, attribute, datasets, log, contributors, ledger proof, ledger consistency, invoice show)"
+                message = "provenance \(command) works only on a local store: drop \(option) (remote so far: add, trace, attribute, datasets, log, contributors, model list, invoice show, ledger proof, ledger consistency, account balance)"
             }
             FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
             Foundation.exit(code.rawValue)

@@ -29,11 +29,11 @@ import Testing
 
     /// Runs `arguments` on the store, then from another folder against the registry, and
     /// requires both to succeed with identical stdout.
-    static func expectSame(_ cli: CLIHarness, _ registry: LiveRegistry, _ arguments: [String],
+    static func expectSame(_ cli: CLIHarness, _ registry: LiveRegistry, _ arguments: [String], environment: [String: String] = [:],
                            sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let local = try cli.run(arguments)
+        let local = try cli.run(arguments.filter { !$0.hasPrefix("--token-file") && !$0.hasSuffix("/token") })
         let elsewhere = try TemporaryDirectory("provenance-remote-client")
-        let remote = try cli.run(arguments + ["--registry", registry.base], in: elsewhere.url)
+        let remote = try cli.run(arguments + ["--registry", registry.base], in: elsewhere.url, environment: environment)
         #expect(local.succeeded, "\(local)", sourceLocation: sourceLocation)
         #expect(remote.succeeded, "\(remote)", sourceLocation: sourceLocation)
         #expect(!local.stdout.isEmpty, sourceLocation: sourceLocation)
@@ -88,6 +88,28 @@ import Testing
         let elsewhere = try TemporaryDirectory("provenance-remote-client")
         let missing = try cli.run(["invoice", "show", "9", "--registry", registry.base], in: elsewhere.url)
         #expect(missing.status != 0 && missing.stdout.isEmpty && missing.errorLines.count == 1 && missing.stderr.contains("no invoice 9"), "\(missing.stderr)")
+    }
+
+    @Test func modelsAndBalancesAreTheSameRemotely() throws {
+        let (cli, registry) = try Self.served()
+        try Self.expectSame(cli, registry, ["model", "list"])
+        try Self.expectSame(cli, registry, ["model", "list", "--json"])
+        // Balances are read with a token: the admin's any account, a caller's its own.
+        let admin = try cli.must("token", "create", "--role", "admin", "--subject", "ops").output
+        let caller = try cli.must("token", "create", "--role", "caller", "--subject", "alice").output
+        for account in ["alice", "dev@example.org"] {
+            for extra in [[], ["--json"], ["--raw"]] {
+                try Self.expectSame(cli, registry, ["account", "balance", account] + extra, environment: ["PROVENANCE_TOKEN": admin])
+            }
+        }
+        let tokens = try TemporaryDirectory("provenance-token")
+        let tokenFile = try tokens.write("token", caller + "\n")
+        try Self.expectSame(cli, registry, ["account", "balance", "alice", "--token-file", tokenFile.path])
+        let elsewhere = try TemporaryDirectory("provenance-remote-client")
+        let other = try cli.run(["account", "balance", "dev@example.org", "--registry", registry.base, "--token-file", tokenFile.path], in: elsewhere.url)
+        #expect(other.status != 0 && other.stdout.isEmpty && other.errorLines.count == 1 && other.stderr.contains("403"), "\(other.stderr)")
+        let anonymous = try cli.run(["account", "balance", "alice", "--registry", registry.base], in: elsewhere.url)
+        #expect(anonymous.status != 0 && anonymous.stdout.isEmpty && anonymous.errorLines.count == 1 && anonymous.stderr.contains("401"), "\(anonymous.stderr)")
     }
 
     @Test func remoteRefusalsAreOneLine() throws {
