@@ -120,6 +120,41 @@ import Testing
         #expect(try cli.snapshot() == before)
     }
 
+    /// `--from` asks the registry to fetch the history; the same import on a local store prints
+    /// the same. A file:// source needs a server started with --allow-local-remotes.
+    @Test func anImportFromAGitRemoteRunsOnTheRegistry() async throws {
+        let cli = try CLIHarness()
+        let token = try cli.must("token", "create", "--role", "contributor", "--subject", "ada@example.org").output
+        let client = try TemporaryDirectory("provenance-remote-client")
+        let source = client.path("source")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try git(["init", "-q"], in: source)
+        try client.write("source/a.txt", "a\n")
+        try gitCommit(source, author: "Ann <ann@example.org>", message: "a", date: 1_700_000_000)
+        try client.write("source/b.txt", "b\n")
+        try gitCommit(source, author: "Bo <bo@example.org>", message: "b", date: 1_700_000_060)
+        let head = try git(["rev-parse", "HEAD"], in: source).output
+
+        let strict = try LiveRegistry(store: cli.store)
+        let before = try cli.snapshot()
+        let refused = try Self.remote(cli, strict, token, in: client, ["add", "text", "--from", "file://\(source.path)"])
+        #expect(refused.status != 0 && refused.stdout.isEmpty && refused.errorLines.count == 1, "\(refused)")
+        #expect(refused.stderr.contains("422") && refused.stderr.contains("--allow-local-remotes"), "\(refused.stderr)")
+        #expect(try cli.snapshot() == before)
+        strict.stop()
+
+        let registry = try LiveRegistry(store: cli.store, arguments: ["--allow-local-remotes"])
+        let imported = try Self.remote(cli, registry, token, in: client, ["add", "text", "--from", "file://\(source.path)", "--json"])
+        #expect(imported.succeeded, "\(imported)")
+        let result = try JSONDecoder().decode(ImportResult.self, from: Data(imported.stdout.utf8))
+        #expect(result.commit == head && result.newCommits == 2 && result.contributors.count == 2 && result.changed)
+        #expect(try git(["--git-dir", cli.datasetRepository("text").path, "rev-parse", "main"], in: cli.work).output == head)
+        // Again: nothing new, said as a local add says it.
+        let again = try Self.remote(cli, registry, token, in: client, ["add", "text", "--from", "file://\(source.path)"])
+        let local = try cli.run(["add", "text", "--from", "file://\(source.path)"])
+        #expect(again.succeeded && local.succeeded && again.stdout == local.stdout && again.output == "text is already at \(head)", "\(again) \(local)")
+    }
+
     /// A 1 GiB file goes through with both processes' peak memory far below its size.
     @Test func aOneGiBFileStreamsWithFlatMemoryOnBothSides() async throws {
         let (cli, registry, token, client) = try Self.served()
