@@ -3,7 +3,7 @@ import Foundation
 import ProvenanceCore
 
 extension Provenance {
-    struct Add: ParsableCommand {
+    struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Contribute files to a dataset, or import an existing git history into it.",
             discussion: """
@@ -15,9 +15,15 @@ extension Provenance {
                 provenance add DATASET --from URL_OR_PATH [--rev REV] [--force]
                   fetches a commit with its history and registers it as the dataset's head; every author in \
                 that history becomes a contributor. The commit must descend from the current head unless --force.
+
+                With --registry URL (or $PROVENANCE_REGISTRY) and a contributor token ($PROVENANCE_TOKEN or \
+                --token-file FILE), the files are streamed to the registry, which writes the commit: the \
+                contributor must be the token's subject, and the SHA-256 of every file computed here is \
+                checked against the registry's manifest. --from asks the registry to fetch a network remote.
                 """)
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var registry: RegistryOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var progress: ProgressOptions
 
@@ -59,7 +65,11 @@ extension Provenance {
             }
         }
 
-        func run() throws {
+        func run() async throws {
+            if let client = try registry.client() {
+                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+                return try await runRemote(client)
+            }
             let store = try storeOptions.open()
             if let source {
                 let result = try progress.run {
@@ -81,6 +91,70 @@ extension Provenance {
                 }
                 if output.json { return try Output.json(result) }
                 print(result.commit)
+            }
+        }
+
+        /// Uploads the files one per request (each streamed from disk under the SHA-256 computed
+        /// here, which the registry checks), then asks the registry to commit them, and checks
+        /// the manifest entries it answers against those SHA-256s.
+        func runRemote(_ client: RegistryClient) async throws {
+            guard client.token != nil else {
+                throw ValidationError("adding to a registry needs a contributor token: set $PROVENANCE_TOKEN or give --token-file FILE")
+            }
+            let dataset = self.dataset
+            if let source {
+                struct ImportRequest: Encodable { var source: String; var rev: String?; var force: Bool }
+                let body = try JSONEncoder().encode(ImportRequest(source: source, rev: rev, force: force))
+                let data = try RegistryClient.expect(try await client.send("POST", "/v1/datasets/\(dataset)/commits", json: body), [200, 201], "the import")
+                let result = try RegistryClient.decode(ImportResult.self, data, "the import")
+                if output.json { return try Output.json(result) }
+                if !result.changed {
+                    print("\(dataset) is already at \(result.commit)")
+                    return
+                }
+                FileHandle.standardError.write(Data("Imported \(result.newCommits) new commit(s) by \(result.contributors.count) contributor(s) into \(dataset)\(result.forced ? " (head replaced)" : "")\n".utf8))
+                print(result.commit)
+                return
+            }
+            let identity = try Identity(parsing: contributor ?? "")
+            let token = try RegistryClient.decode(RegistryClient.TokenInfo.self,
+                                                  try RegistryClient.expect(try await client.send("GET", "/v1/tokens/current"), [200], "the token"), "the token")
+            if token.role != "admin", identity.id != token.subject {
+                throw ValidationError("--contributor \(identity) is not this token's subject '\(token.subject)': a registry records data only in its token holder's name")
+            }
+            let files = try Store.uploadableFiles(paths: paths, workingDirectory: storeOptions.workingDirectory, destination: destination)
+            var uploaded = Set<String>()
+            for file in files where uploaded.insert(file.sha256).inserted {
+                struct Uploaded: Decodable { var sha256: String; var size: UInt64 }
+                let answer = try RegistryClient.decode(Uploaded.self, try RegistryClient.expect(
+                    try await client.upload("/v1/uploads/\(file.sha256)", file: URL(fileURLWithPath: file.sourcePath)), [201], "the upload of \(file.sourcePath)"),
+                    "the upload")
+                guard answer.sha256 == file.sha256, answer.size == file.size else {
+                    throw AuditError("the registry stored \(answer.size) bytes with SHA-256 \(answer.sha256) for \(file.sourcePath), which has \(file.size) bytes with SHA-256 \(file.sha256)")
+                }
+            }
+            struct Request: Encodable { var contributor: String; var message: String?; var files: [StagedFile] }
+            struct Answer: Decodable { var result: AddResult; var added: [Manifest.Entry] }
+            let body = try JSONEncoder().encode(Request(contributor: identity.description, message: message, files: files.map {
+                StagedFile(path: $0.treePath, sha256: $0.sha256, executable: $0.executable)
+            }))
+            let answer = try RegistryClient.decode(Answer.self, try RegistryClient.expect(
+                try await client.send("POST", "/v1/datasets/\(dataset)/files", json: body), [201], "the commit"), "the commit")
+            try Self.checkManifest(answer.added, against: files, commit: answer.result.commit)
+            if output.json { return try Output.json(answer.result) }
+            print(answer.result.commit)
+        }
+
+        /// Every file sent must be in the registry's manifest with the size and SHA-256 computed here.
+        static func checkManifest(_ added: [Manifest.Entry], against files: [UploadableFile], commit: String) throws {
+            let byPath = Dictionary(added.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+            for file in files {
+                guard let entry = byPath[file.treePath] else {
+                    throw AuditError("the registry's manifest of commit \(commit) does not list \(file.treePath), which was sent")
+                }
+                guard entry.sha256 == file.sha256, entry.size == file.size else {
+                    throw AuditError("the registry's manifest of commit \(commit) has \(file.treePath) as \(entry.size) bytes with SHA-256 \(entry.sha256), but \(file.size) bytes with SHA-256 \(file.sha256) were sent")
+                }
             }
         }
     }

@@ -38,6 +38,7 @@ extension Provenance {
             abstract: "Compute a model version's contributor weights in integer parts per billion.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var pluginOptions: PluginOptions
         @OptionGroup var progress: ProgressOptions
@@ -57,6 +58,22 @@ extension Provenance {
         var outputFile: String?
 
         func run() async throws {
+            if let client = try remote.client() {
+                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+                guard outputFile == nil else { throw ValidationError("attribute --output-file works only on a local store: the registry's API attributes a call's output only when the call is submitted") }
+                let version = try Names.parseModelVersion(reference)
+                var spec = try plugin.map(PluginSpec.init(parsing:))
+                if let unit {
+                    if spec == nil {
+                        struct Summary: Decodable { var plugin: String }
+                        spec = try PluginSpec(parsing: try await client.json("/v1/models/\(version.model)", as: Summary.self).plugin)
+                    }
+                    spec?.options["unit"] = unit
+                }
+                let query = try spec.map { "?plugin=" + (try RegistryClient.queryValue($0.description)) } ?? ""
+                let result = try await client.json("/v1/models/\(version.model)/versions/\(version.version)/attribution\(query)", as: AttributionResult.self)
+                return try show(result)
+            }
             let store = try storeOptions.open()
             let version = try Names.parseModelVersion(reference)
             var spec = try plugin.map(PluginSpec.init(parsing:))
@@ -77,6 +94,11 @@ extension Provenance {
             let result = try await progress.run {
                 try await store.attribute(version, override: spec, resolver: registry, call: call)
             }
+            try show(result)
+        }
+
+        /// Prints the result, the same for a local store and a registry.
+        func show(_ result: AttributionResult) throws {
             if output.json { return try Output.json(result) }
             print("\(result.model)@\(result.version) under \(result.plugin)\(result.baseSharePPB > 0 ? " (\(LineageRenderer.percent(result.baseSharePPB)) to \(result.base ?? "base"))" : "")")
             if let spans = result.spans {

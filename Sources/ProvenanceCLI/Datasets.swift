@@ -2,14 +2,21 @@ import ArgumentParser
 import ProvenanceCore
 
 extension Provenance {
-    struct Datasets: ParsableCommand {
+    struct Datasets: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the datasets with their head, commits, contributors and size.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
-        func run() throws {
-            let summaries = try storeOptions.open().datasetSummaries()
+        func run() async throws {
+            let summaries: [DatasetSummary]
+            if let client = try remote.client(storeOptions) {
+                struct Answer: Decodable { var datasets: [DatasetSummary] }
+                summaries = try await client.json("/v1/datasets", as: Answer.self).datasets
+            } else {
+                summaries = try storeOptions.open().datasetSummaries()
+            }
             if output.json { return try Output.json(summaries) }
             if summaries.isEmpty {
                 print("No datasets yet: `provenance add DATASET PATH... --contributor \"Name <email>\"` creates one.")
@@ -21,35 +28,43 @@ extension Provenance {
         }
     }
 
-    struct Contributors: ParsableCommand {
+    struct Contributors: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List who contributed to a dataset's history (mailmap applied), most commits first.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
         @Argument(help: "DATASET or DATASET@REV (a commit id, branch or tag; default the head).")
         var reference: String
 
-        struct Entry: Encodable {
+        struct Entry: Codable {
             var contributor: String
             var id: String
             var commits: Int
         }
 
-        func run() throws {
-            let contributors = try storeOptions.open().contributors(of: RevisionReference(parsing: reference))
-            let entries = contributors.map { Entry(contributor: $0.identity, id: $0.id, commits: $0.commits) }
+        func run() async throws {
+            let entries: [Entry]
+            if let client = try remote.client(storeOptions) {
+                struct Answer: Decodable { var contributors: [Entry] }
+                entries = try await client.json(try RegistryClient.datasetPath(reference, "contributors"), as: Answer.self).contributors
+            } else {
+                let contributors = try storeOptions.open().contributors(of: RevisionReference(parsing: reference))
+                entries = contributors.map { Entry(contributor: $0.identity, id: $0.id, commits: $0.commits) }
+            }
             if output.json { return try Output.json(entries) }
             Output.table(["CONTRIBUTOR", "ID", "COMMITS"], entries.map { [$0.contributor, $0.id, "\($0.commits)"] }, rightAligned: [2])
         }
     }
 
-    struct Log: ParsableCommand {
+    struct Log: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a dataset's contribution history, newest first, like `git log --oneline` with authors.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
         @Argument(help: "DATASET or DATASET@REV.")
@@ -62,8 +77,15 @@ extension Provenance {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         }
 
-        func run() throws {
-            let entries = try storeOptions.open().log(of: RevisionReference(parsing: reference), limit: limit)
+        func run() async throws {
+            let entries: [LogEntry]
+            if let client = try remote.client(storeOptions) {
+                struct Answer: Decodable { var entries: [LogEntry] }
+                let path = try RegistryClient.datasetPath(reference, "log", limit.map { ["limit": String($0)] } ?? [:])
+                entries = try await client.json(path, as: Answer.self).entries
+            } else {
+                entries = try storeOptions.open().log(of: RevisionReference(parsing: reference), limit: limit)
+            }
             if output.json { return try Output.json(entries) }
             for entry in entries {
                 print("\(entry.commit.prefix(7)) \(entry.author) \(entry.summary)")

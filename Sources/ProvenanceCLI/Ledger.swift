@@ -10,26 +10,56 @@ extension Provenance {
 
     /// An invoice with its place in the ledger, for JSON output.
     static func invoiceObject(_ entry: InvoiceEntry) throws -> [String: Any] {
-        ["index": entry.index, "leaf_hash": entry.leafHash, "settled_at": entry.settledAt,
-         "invoice": try JSONSerialization.jsonObject(with: entry.invoice.expanded.encoded())]
+        try invoiceObject(index: entry.index, leafHash: entry.leafHash, settledAt: entry.settledAt, invoice: entry.invoice)
+    }
+
+    static func invoiceObject(index: Int, leafHash: String, settledAt: Int64, invoice: Invoice) throws -> [String: Any] {
+        ["index": index, "leaf_hash": leafHash, "settled_at": settledAt,
+         "invoice": try JSONSerialization.jsonObject(with: invoice.expanded.encoded())]
     }
 }
 
 extension Provenance.InvoiceCommand {
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one invoice.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @Flag(name: .customLong("canonical"), help: "Print the invoice's exact canonical bytes (what the ledger hashes).") var canonical = false
         @Argument(help: "The invoice id (its ledger index).") var id: Int
 
-        func run() throws {
+        func run() async throws {
+            if let client = try remote.client(storeOptions) {
+                guard id >= 0 else { throw ValidationError("the invoice id is its ledger index, 0 or more") }
+                struct Placed: Decodable { var index: Int; var leaf_hash: String; var settled_at: Int64 }
+                let placed = try await client.json("/v1/invoices/\(id)", as: Placed.self)
+                let bytes = try await client.must("/v1/invoices/\(id)/canonical")
+                if canonical { return print(String(decoding: bytes, as: UTF8.self)) }
+                // A format-2 invoice names its terms block by SHA-256: read it from the registry.
+                var named: String?
+                var terms: SettlementTerms?
+                let invoice: Invoice
+                do {
+                    invoice = try Invoice(canonicalBytes: bytes, terms: { named = $0; return nil })
+                } catch {
+                    guard let sha256 = named, sha256.utf8.count == 64, sha256.allSatisfy(\.isHexDigit) else { throw error }
+                    terms = try SettlementTerms(canonicalBytes: try await client.must("/v1/terms/\(sha256)"))
+                    invoice = try Invoice(canonicalBytes: bytes, terms: { $0 == sha256 ? terms : nil })
+                }
+                return try show(index: placed.index, leafHash: placed.leaf_hash, settledAt: placed.settled_at, invoice: invoice)
+            }
             let entry = try storeOptions.open().invoice(id)
             if canonical { return print(String(decoding: entry.bytes, as: UTF8.self)) }
-            if output.json { return try Output.jsonObject(try Provenance.invoiceObject(entry)) }
-            let invoice = entry.invoice
+            try show(index: entry.index, leafHash: entry.leafHash, settledAt: entry.settledAt, invoice: entry.invoice)
+        }
+
+        /// Prints the invoice, the same for a local store and a registry.
+        func show(index: Int, leafHash: String, settledAt: Int64, invoice: Invoice) throws {
+            if output.json {
+                return try Output.jsonObject(try Provenance.invoiceObject(index: index, leafHash: leafHash, settledAt: settledAt, invoice: invoice))
+            }
             let record = invoice.record
-            print("invoice \(entry.index)  leaf \(entry.leafHash)")
+            print("invoice \(index)  leaf \(leafHash)")
             print("call     \(record.caller) → \(record.model)@\(record.version) on node \(record.node)\(record.router.map { " via \($0)" } ?? "")")
             print("metering \(record.inputTokens) in, \(record.outputTokens) out, \(record.latencyMilliseconds) ms\(invoice.price.sloMilliseconds.map { " (SLO \($0) ms \(invoice.computation.sloMet ? "met" : "missed"))" } ?? "")")
             print("fee      \(invoice.computation.fee)\(invoice.computation.penalty.raw > 0 ? ", \(invoice.computation.penalty) refunded" : "")  (\(invoice.mode.rawValue)\(invoice.batch.map { ", \($0)" } ?? ""))")
@@ -131,15 +161,21 @@ extension Provenance.LedgerCommand {
         }
     }
 
-    struct Proof: ParsableCommand {
+    struct Proof: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the inclusion proof of an invoice.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The invoice id.") var invoice: Int
         @Option(help: ArgumentHelp("The tree size to prove against (default: the latest checkpoint).", valueName: "N")) var size: Int?
 
-        func run() throws {
-            let proof = try storeOptions.open().inclusionProof(index: invoice, size: size)
+        func run() async throws {
+            let proof: InclusionProofInfo
+            if let client = try remote.client(storeOptions) {
+                proof = try await client.json("/v1/ledger/inclusion-proof?index=\(invoice)\(size.map { "&size=\($0)" } ?? "")", as: InclusionProofInfo.self)
+            } else {
+                proof = try storeOptions.open().inclusionProof(index: invoice, size: size)
+            }
             if output.json { return try Output.json(proof) }
             print("invoice \(proof.index) in tree of size \(proof.treeSize)")
             print("leaf  \(proof.leafHash)")
@@ -148,15 +184,21 @@ extension Provenance.LedgerCommand {
         }
     }
 
-    struct Consistency: ParsableCommand {
+    struct Consistency: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the consistency proof between two tree sizes.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The older tree size.") var oldSize: Int
         @Argument(help: "The newer tree size (default: the whole ledger).") var newSize: Int?
 
-        func run() throws {
-            let proof = try storeOptions.open().consistencyProof(oldSize: oldSize, newSize: newSize)
+        func run() async throws {
+            let proof: ConsistencyProofInfo
+            if let client = try remote.client(storeOptions) {
+                proof = try await client.json("/v1/ledger/consistency-proof?old_size=\(oldSize)\(newSize.map { "&new_size=\($0)" } ?? "")", as: ConsistencyProofInfo.self)
+            } else {
+                proof = try storeOptions.open().consistencyProof(oldSize: oldSize, newSize: newSize)
+            }
             if output.json { return try Output.json(proof) }
             print("from size \(proof.oldSize) (root \(proof.oldRoot)) to size \(proof.newSize) (root \(proof.newRoot))")
             for (step, hash) in proof.proof.enumerated() { print("\(step)  \(hash)") }

@@ -68,14 +68,21 @@ extension Provenance.Model {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the models with their versions and active plugin.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
-        func run() throws {
-            let models = try storeOptions.open().modelSummaries()
+        func run() async throws {
+            let models: [ModelSummary]
+            if let client = try remote.client(storeOptions) {
+                struct Answer: Decodable { var models: [ModelSummary] }
+                models = try await client.json("/v1/models", as: Answer.self).models
+            } else {
+                models = try storeOptions.open().modelSummaries()
+            }
             if output.json { return try Output.json(models) }
             if models.isEmpty {
                 print("No models yet: `provenance model register MODEL@VERSION --developer \"Name <email>\" --dataset DS` registers one.")
@@ -123,6 +130,7 @@ extension Provenance {
         enum Format: String, ExpressibleByArgument, CaseIterable { case tree, json, dot }
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
 
         @Argument(help: "MODEL@VERSION.")
         var reference: String
@@ -134,8 +142,12 @@ extension Provenance {
         @OptionGroup var progress: ProgressOptions
 
         func run() async throws {
-            let store = try storeOptions.open()
             let reference = try Names.parseModelVersion(self.reference)
+            if let client = try remote.client() {
+                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+                return show(try await client.json("/v1/models/\(reference.model)/versions/\(reference.version)/trace", as: Lineage.self))
+            }
+            let store = try storeOptions.open()
             let registry = pluginOptions.registry
             let lineage = try await progress.run {
                 // The two stages; a plugin's own work (a cold blame) reports inside the first.
@@ -144,6 +156,11 @@ extension Provenance {
                 ProgressReport.report("Tracing \(reference): lineage", done: 1, total: 2, unit: "stages")
                 return try store.lineage(of: reference, attribution: attribution)
             }
+            show(lineage)
+        }
+
+        /// Prints the lineage, the same for a local store and a registry.
+        func show(_ lineage: Lineage) {
             switch format {
             case .tree:
                 FileHandle.standardOutput.write(LineageRenderer.treeBytes(lineage))

@@ -35,7 +35,12 @@ extension Provenance {
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }
-            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            var message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            // A command without --registry works only on a local store: say that, not "unknown option".
+            for option in ["--registry", "--token-file"] where message.hasPrefix("Unknown option '\(option)") {
+                let command = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }.joined(separator: " ")
+                message = "provenance \(command) works only on a local store: drop \(option) (remote so far: add, trace, attribute, datasets, log, contributors, model list, invoice show, ledger proof, ledger consistency, account balance)"
+            }
             FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
             Foundation.exit(code.rawValue)
         }

@@ -9,6 +9,8 @@ import FoundationNetworking
 struct RegistryClient: Sendable {
     /// The registry's base URL, without a trailing slash.
     let base: String
+    /// The bearer token sent with every request, when one was given.
+    var token: String?
 
     /// Parses `http(s)://HOST[:PORT][/PREFIX]`; throws one line for anything else.
     init(_ url: String) throws {
@@ -23,13 +25,27 @@ struct RegistryClient: Sendable {
 
     /// GET `path` (which starts with `/`).
     func get(_ path: String) async throws -> (status: Int, body: Data) {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.timeoutInterval = 60
+        let request = authorized(path)
         do {
             let (data, response) = try await URLSession.shared.data(for: request)
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
         } catch {
             throw AuditError("cannot reach the registry at \(base): \(error.localizedDescription)")
+        }
+    }
+
+    /// A request for `path` with the bearer token, if any.
+    func authorized(_ path: String) -> URLRequest {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.timeoutInterval = 60
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        return request
+    }
+
+    /// Decodes the registry's answer to `what` as `T`, or says it is not what the API documents.
+    static func decode<T: Decodable>(_ type: T.Type, _ body: Data, _ what: String) throws -> T {
+        do { return try JSONDecoder().decode(T.self, from: body) } catch {
+            throw AuditError("the registry's answer to \(what) is not what the API documents: \(error)")
         }
     }
 

@@ -61,15 +61,27 @@ extension Provenance.Account {
         }
     }
 
-    struct Balance: ParsableCommand {
+    struct Balance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print an account's balance.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var amounts: AmountOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The account.") var account: String
 
-        func run() throws {
-            let balance = try storeOptions.open().balance(of: account)
+        func run() async throws {
+            let balance: TokenAmount
+            if let client = try remote.client(storeOptions) {
+                try Accounts.validate(account)
+                struct Answer: Decodable { var balance_raw: String }
+                let answer = try await client.json("/v1/accounts/\(try RegistryClient.queryValue(account))/balance", as: Answer.self)
+                guard let amount = TokenAmount(rawString: answer.balance_raw) else {
+                    throw AuditError("the registry's balance '\(answer.balance_raw.prefix(80))' is not an amount")
+                }
+                balance = amount
+            } else {
+                balance = try storeOptions.open().balance(of: account)
+            }
             if output.json {
                 struct JSON: Encodable { var account: String; var balance: String; var balance_raw: String }
                 return try Output.json(JSON(account: account, balance: balance.description, balance_raw: balance.rawString))

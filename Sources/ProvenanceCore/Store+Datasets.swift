@@ -96,7 +96,12 @@ extension Store {
         try Names.validateDatasetName(dataset)
         let files = try DatasetFileCollector.collect(paths: paths, workingDirectory: workingDirectory,
                                                      destination: destination, storeRoot: root)
-        return try withWriteLock {
+        return try add(files: files, dataset: dataset, contributor: contributor, message: message, date: date)
+    }
+
+    /// Commits `files` (from disk, or uploads staged by the registry) under the write lock.
+    func add(files: [DatasetFile], dataset: String, contributor: Identity, message: String?, date: Date) throws -> AddResult {
+        try withWriteLock {
             let (record, repository, created) = try openDatasetForWriting(dataset)
             do {
                 return try add(files: files, to: dataset, record: record, repository: repository, creating: created,

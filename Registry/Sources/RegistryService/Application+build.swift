@@ -129,7 +129,7 @@ struct RegistryAPI: Sendable {
     func endpoints() -> [Endpoint] {
         let groups: [[Endpoint]] = [
             systemEndpoints(), datasetEndpoints(), modelEndpoints(), contributorEndpoints(), accountEndpoints(), callEndpoints(),
-            ledgerEndpoints(), gitEndpoints(), witnessEndpoints(),
+            ledgerEndpoints(), gitEndpoints(), witnessEndpoints(), uploadEndpoints(),
         ]
         return groups.flatMap { $0 }
     }
