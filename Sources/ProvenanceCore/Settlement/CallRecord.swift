@@ -99,21 +99,7 @@ public struct CallRecord: Sendable, Equatable {
             position += count
             return true
         }
-        func string() -> String? {
-            guard expect("\"") else { return nil }
-            let start = position
-            while position < bytes.count {
-                let byte = bytes[position]
-                if byte == UInt8(ascii: "\"") {
-                    let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-                    position += 1
-                    return text
-                }
-                if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
-                position += 1
-            }
-            return nil
-        }
+        func string() -> String? { PlainJSONString.read(bytes, at: &position) }
         func optional() -> String?? {
             if expect("null") { return .some(nil) }
             return string().map { .some($0) }

@@ -223,3 +223,27 @@ public indirect enum CanonicalValue: Sendable, Equatable {
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var arrayValue: [CanonicalValue]? { if case .array(let a) = self { return a }; return nil }
 }
+
+/// JSON strings read in place, for readers of a fixed plain layout (call records here, call
+/// bodies in the registry) that leave anything else to a general parser.
+public enum PlainJSONString {
+    /// The string whose opening quote is at `position`, if it has no escape or control
+    /// character and is valid UTF-8; `position` then follows its closing quote. Nil otherwise
+    /// (`position` is then somewhere inside it: the caller gives up on the document).
+    public static func read(_ bytes: UnsafeRawBufferPointer, at position: inout Int) -> String? {
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
+        position += 1
+        let start = position
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                position += 1
+                return text
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+            position += 1
+        }
+        return nil
+    }
+}
