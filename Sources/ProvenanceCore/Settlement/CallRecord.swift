@@ -44,40 +44,31 @@ public struct CallRecord: Sendable, Equatable {
     /// The bytes the node signs: `canonical.encoded()`, written directly with the keys in their
     /// sorted order (a test holds the two equal); every call is encoded at least once.
     public var canonicalBytes: Data {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
-        func string(_ text: String) { CanonicalValue.writeString(text, into: &out) }
-        func optional(_ text: String?) { if let text { string(text) } else { raw("null") } }
-        func integer(_ value: UInt64) {
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: String(value).utf8)
-            out.append(UInt8(ascii: "\""))
-        }
-        raw(#"{"caller":"#)
-        string(caller)
-        raw(#","format":"#)
-        string(Self.format)
-        raw(#","idempotency_key":"#)
-        string(idempotencyKey)
-        raw(#","input_tokens":"#)
-        integer(inputTokens)
-        raw(#","latency_ms":"#)
-        integer(latencyMilliseconds)
-        raw(#","model":"#)
-        string(model)
-        raw(#","node":"#)
-        string(node)
-        raw(#","output_sha256":"#)
-        optional(outputSHA256)
-        raw(#","output_tokens":"#)
-        integer(outputTokens)
-        raw(#","router":"#)
-        optional(router)
-        raw(#","version":"#)
-        string(version)
-        raw("}")
-        return Data(out)
+        var out = CanonicalWriter(capacity: 256)
+        out.raw(#"{"caller":"#)
+        out.string(caller)
+        out.raw(#","format":"#)
+        out.string(Self.format)
+        out.raw(#","idempotency_key":"#)
+        out.string(idempotencyKey)
+        out.raw(#","input_tokens":"#)
+        out.integer(inputTokens)
+        out.raw(#","latency_ms":"#)
+        out.integer(latencyMilliseconds)
+        out.raw(#","model":"#)
+        out.string(model)
+        out.raw(#","node":"#)
+        out.string(node)
+        out.raw(#","output_sha256":"#)
+        out.optional(outputSHA256)
+        out.raw(#","output_tokens":"#)
+        out.integer(outputTokens)
+        out.raw(#","router":"#)
+        out.optional(router)
+        out.raw(#","version":"#)
+        out.string(version)
+        out.raw("}")
+        return out.data
     }
 
     /// Reads canonical record bytes. Bytes laid out exactly as `canonicalBytes` writes them,
@@ -155,41 +146,28 @@ public enum CallSignature: Sendable, Equatable {
     /// `canonical.encoded()`, written directly with the keys in their sorted order (a test holds
     /// the two equal): every call's signature is encoded into its invoice.
     public var canonicalBytes: Data {
-        var out: [UInt8] = []
-        func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
-        func base64(_ data: Data) {
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: data.base64EncodedString().utf8)
-            out.append(UInt8(ascii: "\""))
-        }
-        func integer(_ value: Int) {
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: String(value).utf8)
-            out.append(UInt8(ascii: "\""))
-        }
+        var out = CanonicalWriter(capacity: 384)
         switch self {
         case .single(let signature):
-            out.reserveCapacity(128)
-            raw(#"{"kind":"single","signature":"#)
-            base64(signature)
+            out.raw(#"{"kind":"single","signature":"#)
+            out.base64(signature)
         case .batch(let root, let signature, let index, let size, let proof):
-            out.reserveCapacity(256 + 48 * proof.count)
-            raw(#"{"batch_root":"#)
-            base64(root)
-            raw(#","index":"#)
-            integer(index)
-            raw(#","kind":"batch","proof":["#)
+            out.raw(#"{"batch_root":"#)
+            out.base64(root)
+            out.raw(#","index":"#)
+            out.integer(index)
+            out.raw(#","kind":"batch","proof":["#)
             for (position, hash) in proof.enumerated() {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
-                base64(hash)
+                if position > 0 { out.byte(UInt8(ascii: ",")) }
+                out.base64(hash)
             }
-            raw(#"],"signature":"#)
-            base64(signature)
-            raw(#","size":"#)
-            integer(size)
+            out.raw(#"],"signature":"#)
+            out.base64(signature)
+            out.raw(#","size":"#)
+            out.integer(size)
         }
-        out.append(UInt8(ascii: "}"))
-        return Data(out)
+        out.byte(UInt8(ascii: "}"))
+        return out.data
     }
 
     public var canonical: CanonicalValue {

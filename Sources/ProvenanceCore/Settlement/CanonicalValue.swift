@@ -247,3 +247,33 @@ public enum PlainJSONString {
         return nil
     }
 }
+
+/// Canonical JSON written straight into bytes, for writers that know their keys' sorted order
+/// (call records, call signatures, invoices): what `CanonicalValue.encoded()` writes, without
+/// building the tree. Each writer's test holds its bytes equal to the general encoding.
+struct CanonicalWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    /// Bytes as they are: punctuation, keys, an already canonical document.
+    mutating func raw(_ text: StaticString) { text.withUTF8Buffer { bytes.append(contentsOf: $0) } }
+    mutating func raw(_ data: Data) { bytes.append(contentsOf: data) }
+    mutating func byte(_ value: UInt8) { bytes.append(value) }
+
+    mutating func string(_ text: String) { CanonicalValue.writeString(text, into: &bytes) }
+    mutating func optional(_ text: String?) { if let text { string(text) } else { raw("null") } }
+    /// An integer as canonical values hold one: a decimal string.
+    mutating func integer<I: BinaryInteger>(_ value: I) {
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: String(value).utf8)
+        bytes.append(UInt8(ascii: "\""))
+    }
+    mutating func base64(_ data: Data) {
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: data.base64EncodedString().utf8)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    var data: Data { Data(bytes) }
+}
