@@ -406,12 +406,12 @@ struct SQLiteLedgerAccess: LedgerWriter {
                              price.split.description, price.sloMilliseconds.map { Int64($0) }, Int64(price.sloPenaltyBps), time])
     }
 
-    func insertPending(_ call: PendingCall, batch: Int64, at time: Int64) throws {
+    func insertPending(_ call: PendingCall, digest: String, batch: Int64, at time: Int64) throws {
         let statement = try db.cachedStatement(sql: """
             INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at, output_text)
             VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        try statement.execute(arguments: [call.record.idempotencyKey, SHA256Digest.hex(of: call.recordBytes), call.recordBytes,
+        try statement.execute(arguments: [call.record.idempotencyKey, digest, call.recordBytes,
                                           call.signatureBytes, Self.encodePrice(call.price), call.fee.rawString,
                                           call.record.caller, batch, time, call.outputText])
     }

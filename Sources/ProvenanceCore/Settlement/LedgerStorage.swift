@@ -182,8 +182,9 @@ public protocol LedgerWriter: LedgerReader {
     func insert(_ transfer: Transfer) throws
     func insert(_ node: NodeRecord) throws
     func setPrice(_ price: Price, model: String, at time: Int64) throws
-    /// Keeps a deferred call until settlement; `batch` is the batch whose transfer reserved its fee.
-    func insertPending(_ call: PendingCall, batch: Int64, at time: Int64) throws
+    /// Keeps a deferred call until settlement; `digest` is its record's SHA-256 (hex), `batch` the
+    /// batch whose transfer reserved its fee.
+    func insertPending(_ call: PendingCall, digest: String, batch: Int64, at time: Int64) throws
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws
     func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws
     func saveFrontier(_ range: CompactRange) throws

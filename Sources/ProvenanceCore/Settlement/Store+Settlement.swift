@@ -908,7 +908,7 @@ struct Book {
             try post(call.fee, from: record.caller, to: Accounts.escrow, cause: .reserve)
             try ledger.insertPending(PendingCall(record: record, signatureBytes: call.signatureBytes, price: call.price, fee: call.fee,
                                                  recordBytes: call.recordBytes, outputText: call.output),
-                                     batch: try batch(), at: time)
+                                     digest: call.digest, batch: try batch(), at: time)
             outcome = CallOutcome(status: .pending, replayed: false, idempotencyKey: key, record: call.digest, invoice: nil,
                                   fee: call.fee.description)
         }
