@@ -123,7 +123,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvenanceCoreTests",
-            dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "GRDB", package: "GRDB.swift")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
