@@ -4,6 +4,7 @@
 set -euo pipefail
 # With DEMO_DIR set, the walk-through runs there and keeps the store (.provenance) afterwards,
 # e.g. for `provenance serve --store "$DEMO_DIR/.provenance"` and the explorer's browser tests.
+# With DEMO_DATABASE=postgres://USER@HOST:PORT/DB, the store keeps its state in that database.
 provenance="${1:?usage: [DEMO_DIR=FOLDER] demo.sh PATH_TO_PROVENANCE}"
 if [ -n "${DEMO_DIR:-}" ]; then
   mkdir -p "$DEMO_DIR"
@@ -18,7 +19,7 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { step "provenance $*"; "$provenance" "$@"; }
 
-run init
+if [ -n "${DEMO_DATABASE:-}" ]; then run init --database "$DEMO_DATABASE"; else run init; fi
 
 mkdir -p poems/byron
 printf 'She walks in beauty, like the night\nOf cloudless climes and starry skies;\n' > poems/byron/she-walks.txt

@@ -9,11 +9,17 @@ extension Provenance {
 
         @OptionGroup var storeOptions: StoreOptions
 
+        @Option(name: .customLong("database"), help: ArgumentHelp(
+            "Keep the store's state in this PostgreSQL database instead of SQLite; a password is better given by $PGPASSWORD or ~/.pgpass.",
+            valueName: "postgres://USER[:PASSWORD]@HOST[:PORT]/DB"))
+        var database: String?
+
         func run() throws {
             let root = Store.initialLocation(explicit: storeOptions.store, environment: ProcessInfo.processInfo.environment,
                                              directory: storeOptions.workingDirectory)
-            let (_, created) = try Store.initialize(at: root)
-            print(created ? "Initialized empty Provenance store in \(root.path)" : "Reinitialized existing Provenance store in \(root.path)")
+            let (store, created) = try Store.initialize(at: root, database: database)
+            let place = store.database.map { " (state in \($0.url))" } ?? ""
+            print(created ? "Initialized empty Provenance store in \(root.path)\(place)" : "Reinitialized existing Provenance store in \(root.path)\(place)")
         }
     }
 }

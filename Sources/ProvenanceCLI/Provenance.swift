@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+import PostgresStorage
 
 /// The `provenance` command: a provenance tracker and revenue-attribution ledger for AI models.
 public struct Provenance: AsyncParsableCommand {
@@ -25,6 +26,7 @@ extension Provenance {
     /// with a non-zero exit: bad input never shows a usage dump or a stack trace. `--help`
     /// and `--version` behave as usual.
     public static func main() async {
+        PostgresRegistryIndex.register()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -21,6 +21,8 @@ public struct ProvenanceError: Error, CustomStringConvertible, Sendable, Equatab
         case storage = "storage_error"
         case git = "git_error"
         case insufficientFunds = "insufficient_funds"
+        /// The store's database server cannot be reached now; retrying later may succeed.
+        case unavailable = "unavailable"
     }
 
     /// The same message under another code.

@@ -13,6 +13,13 @@ public struct ContributorSummary: Codable, Sendable, Equatable {
 
     /// `Name <email>`, as `git log --format='%aN <%aE>'` prints it.
     public var identity: String { "\(name) <\(email)>" }
+
+    public init(id: String, name: String, email: String, commits: Int) {
+        self.id = id
+        self.name = name
+        self.email = email
+        self.commits = commits
+    }
 }
 
 /// A dataset as the index knows it.
@@ -21,6 +28,12 @@ public struct DatasetRecord: Sendable, Equatable {
     /// The last registered head; nil only for a dataset with no registered commit.
     public var head: String?
     public var createdAt: Int64
+
+    public init(name: String, head: String?, createdAt: Int64) {
+        self.name = name
+        self.head = head
+        self.createdAt = createdAt
+    }
 }
 
 /// A registered dataset commit: one that `add` wrote or imported, with its manifest.
@@ -39,6 +52,18 @@ public struct RegisteredCommit: Sendable, Equatable {
     /// Commits in the history reachable from this commit.
     public var historyCommits: Int
     public var registeredAt: Int64
+
+    public init(dataset: String, commit: String, previousHead: String?, kind: Kind, files: Int, bytes: UInt64, manifestSHA256: String, historyCommits: Int, registeredAt: Int64) {
+        self.dataset = dataset
+        self.commit = commit
+        self.previousHead = previousHead
+        self.kind = kind
+        self.files = files
+        self.bytes = bytes
+        self.manifestSHA256 = manifestSHA256
+        self.historyCommits = historyCommits
+        self.registeredAt = registeredAt
+    }
 }
 
 /// Everything a registration writes to the index, applied in one transaction.
@@ -57,6 +82,12 @@ public struct BlobDigest: Sendable, Equatable {
     public var blob: String
     public var sha256: String
     public var size: UInt64
+
+    public init(blob: String, sha256: String, size: UInt64) {
+        self.blob = blob
+        self.sha256 = sha256
+        self.size = size
+    }
 }
 
 /// The registry index: what the store knows beyond the git repositories themselves.
@@ -108,6 +139,13 @@ public struct ModelRecord: Sendable, Equatable {
     /// The commit of the last registered version.
     public var head: String?
     public var createdAt: Int64
+
+    public init(name: String, plugin: String, head: String?, createdAt: Int64) {
+        self.name = name
+        self.plugin = plugin
+        self.head = head
+        self.createdAt = createdAt
+    }
 }
 
 /// A registered model version.
@@ -123,6 +161,14 @@ public struct ModelVersionRecord: Sendable, Equatable {
         do { return try JSONDecoder().decode(ModelManifest.self, from: manifest) } catch {
             throw ProvenanceError(.storage, "the manifest of \(model)@\(version) in the index cannot be read: \(error)")
         }
+    }
+
+    public init(model: String, version: String, commit: String, manifest: Data, registeredAt: Int64) {
+        self.model = model
+        self.version = version
+        self.commit = commit
+        self.manifest = manifest
+        self.registeredAt = registeredAt
     }
 }
 
@@ -150,6 +196,14 @@ public struct PluginChange: Codable, Sendable, Equatable {
         case model, plugin, commit
         case changedAt = "changed_at"
         case changedBy = "changed_by"
+    }
+
+    public init(model: String, plugin: String, changedAt: Int64, changedBy: String, commit: String) {
+        self.model = model
+        self.plugin = plugin
+        self.changedAt = changedAt
+        self.changedBy = changedBy
+        self.commit = commit
     }
 }
 

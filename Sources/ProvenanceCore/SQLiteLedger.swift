@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import GRDB
 
 extension SQLiteRegistryIndex: LedgerStorage {
@@ -121,6 +121,58 @@ extension SQLiteRegistryIndex: LedgerStorage {
 }
 
 /// The ledger's SQL, on one connection inside one transaction (or read).
+extension PendingCall {
+    /// A pending call's row as either backend stores it.
+    public struct StoredRow: Sendable {
+        public var record: Data
+        public var signature: Data
+        public var price: Data
+        public var fee: String
+        public var output: String?
+
+        public init(record: Data, signature: Data, price: Data, fee: String, output: String?) {
+            self.record = record
+            self.signature = signature
+            self.price = price
+            self.fee = fee
+            self.output = output
+        }
+    }
+
+    /// Decodes stored pending calls. Decoding a batch of ten thousand records is most of reading
+    /// it, so it is spread over the cores.
+    public static func decode(_ rows: [StoredRow]) throws -> [PendingCall] {
+        let decoded = UnsafeMutableBufferPointer<Result<PendingCall, any Error>>.allocate(capacity: rows.count)
+        decoded.initialize(repeating: .failure(ProvenanceError(.storage, "not decoded")))
+        defer { decoded.deallocate() }
+        let chunk = 256
+        Parallel.forEach((rows.count + chunk - 1) / chunk) { part in
+            // Calls reserved together mostly share one price: decode each distinct one once.
+            var prices: [Data: Price] = [:]
+            for position in (part * chunk)..<min(rows.count, (part + 1) * chunk) {
+                let row = rows[position]
+                decoded[position] = Result {
+                    let price = try prices[row.price] ?? Price(storedBytes: row.price)
+                    prices[row.price] = price
+                    guard let fee = TokenAmount(rawString: row.fee) else {
+                        throw ProvenanceError(.storage, "the ledger holds a malformed amount '\(row.fee)' in call")
+                    }
+                    return PendingCall(record: try CallRecord(canonicalBytes: row.record), signatureBytes: row.signature,
+                                       price: price, fee: fee, recordBytes: row.record, outputText: row.output)
+                }
+            }
+        }
+        return try decoded.map { try $0.get() }
+    }
+}
+
+extension Price {
+    /// The canonical bytes a pending call's price is kept as, by either backend.
+    public var storedBytes: Data { SQLiteLedgerAccess.encodePrice(self) }
+
+    public init(storedBytes: Data) throws { self = try SQLiteLedgerAccess.decodePrice(storedBytes) }
+}
+
 struct SQLiteLedgerAccess: LedgerWriter {
     let db: Database
 
@@ -242,28 +294,9 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func pendingCalls() throws -> [PendingCall] {
-        let rows = try Row.fetchAll(db, sql: "SELECT record, signature, price, fee, output_text FROM calls WHERE status = 'pending' ORDER BY created_at, rowid")
-            .map { (record: $0["record"] as Data, signature: $0["signature"] as Data, price: $0["price"] as Data, fee: $0["fee"] as String,
-                    output: $0["output_text"] as String?) }
-        // Decoding a batch of ten thousand records is most of reading it: spread it over the cores.
-        let decoded = UnsafeMutableBufferPointer<Result<PendingCall, any Error>>.allocate(capacity: rows.count)
-        decoded.initialize(repeating: .failure(ProvenanceError(.storage, "not decoded")))
-        defer { decoded.deallocate() }
-        let chunk = 256
-        Parallel.forEach((rows.count + chunk - 1) / chunk) { part in
-            // Calls reserved together mostly share one price: decode each distinct one once.
-            var prices: [Data: Price] = [:]
-            for position in (part * chunk)..<min(rows.count, (part + 1) * chunk) {
-                let row = rows[position]
-                decoded[position] = Result {
-                    let price = try prices[row.price] ?? Self.decodePrice(row.price)
-                    prices[row.price] = price
-                    return PendingCall(record: try CallRecord(canonicalBytes: row.record), signatureBytes: row.signature,
-                                       price: price, fee: try amount(row.fee, "call"), recordBytes: row.record, outputText: row.output)
-                }
-            }
-        }
-        return try decoded.map { try $0.get() }
+        try PendingCall.decode(try Row.fetchAll(db, sql: """
+            SELECT record, signature, price, fee, output_text FROM calls WHERE status = 'pending' ORDER BY created_at, rowid
+            """).map { .init(record: $0["record"], signature: $0["signature"], price: $0["price"], fee: $0["fee"], output: $0["output_text"]) })
     }
 
     func pendingCallKeys() throws -> Set<String> {

@@ -101,7 +101,7 @@ extension Store {
 
     /// Commits `files` (from disk, or uploads staged by the registry) under the write lock.
     func add(files: [DatasetFile], dataset: String, contributor: Identity, message: String?, date: Date) throws -> AddResult {
-        try withWriteLock {
+        try withWriteLock("datasets/\(dataset)") {
             let (record, repository, created) = try openDatasetForWriting(dataset)
             do {
                 return try add(files: files, to: dataset, record: record, repository: repository, creating: created,
@@ -311,7 +311,7 @@ extension Store {
                              workingDirectory: URL, date: Date = Date()) throws -> ImportResult {
         try Names.validateDatasetName(dataset)
         let url = try Self.normalizeSource(source, workingDirectory: workingDirectory)
-        return try withWriteLock {
+        return try withWriteLock("datasets/\(dataset)") {
             let quarantineURL = try makeTemporaryDirectory(prefix: "import")
             defer { try? FileManager.default.removeItem(at: quarantineURL) }
             let quarantine = try Repository.createBare(at: quarantineURL)

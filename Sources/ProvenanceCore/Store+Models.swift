@@ -113,7 +113,7 @@ extension Store {
         }
         let weightsName = try request.weights.map { try Self.checkRegularFile($0, what: "weights file") }
 
-        return try withWriteLock {
+        return try withWriteLock("models/\(reference.model)") {
             if try index.modelVersion(model: reference.model, version: reference.version) != nil {
                 throw ProvenanceError.conflict("\(reference) is already registered; versions are immutable, so register a new version")
             }

@@ -24,7 +24,7 @@ extension Store {
     /// the blobs, contributors re-read from history), model versions from their tags and
     /// `provenance.json`. Everything is replaced in one transaction.
     public func reindex() throws -> ReindexReport {
-        try withWriteLock {
+        try withWriteLock(Store.wholeStoreLock) {
             var registrations: [CommitRegistration] = []
             var heads: [String: String] = [:]
             for (name, url) in try repositories(in: datasetsURL) {

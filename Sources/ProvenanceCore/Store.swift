@@ -85,15 +85,31 @@ public final class Store: Sendable {
     }
 
     static func isStore(_ url: URL) -> Bool {
-        FileManager.default.fileExists(atPath: url.appendingPathComponent("registry.sqlite").path)
+        let fm = FileManager.default
+        return fm.fileExists(atPath: url.appendingPathComponent("registry.sqlite").path)
+            || fm.fileExists(atPath: url.appendingPathComponent(DatabaseLocation.fileName).path)
     }
+
+    /// The database server this store's state lives on; nil for the embedded SQLite file.
+    public var database: DatabaseLocation? { (index as? any DatabaseBacked)?.location }
 
     /// Creates the store layout at `root`, or brings an existing store's schema up to date.
     ///
     /// - Returns: the store, and whether it was newly created.
-    public static func initialize(at root: URL) throws -> (store: Store, created: Bool) {
+    ///
+    /// With `database` (a `postgres://` URL), the store's state lives in that database instead of
+    /// `registry.sqlite`; the database must be empty or already hold this store's schema.
+    public static func initialize(at root: URL, database: String? = nil) throws -> (store: Store, created: Bool) {
         let fm = FileManager.default
         let existed = isStore(root)
+        let requested = try database.map { try DatabaseLocation.parse($0) }
+        if existed {
+            let current = try DatabaseLocation.read(from: root)
+            if let requested, current != requested.location {
+                let now = current.map { "in \($0.url)" } ?? "in \(root.appendingPathComponent("registry.sqlite").path)"
+                throw ProvenanceError.conflict("the store at \(root.path) keeps its state \(now); `provenance migrate --to URL` moves it to a database")
+            }
+        }
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: root.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ProvenanceError.conflict("cannot create a store at \(root.path): a file is in the way")
@@ -109,7 +125,15 @@ public final class Store: Sendable {
         } catch {
             throw ProvenanceError(.storage, "cannot create a store at \(root.path): \(error.localizedDescription)")
         }
-        let index = try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite"))
+        let index: any RegistryIndex
+        if let requested, !existed {
+            // The marker file comes last: until the database holds the schema, this is no store.
+            index = try StoreBackends.open(requested.location, password: requested.password)
+            if let password = requested.password { try writeDatabasePassword(password, in: root) }
+            try requested.location.write(to: root)
+        } else {
+            index = try openIndex(at: root)
+        }
         let store = Store(root: root, index: index)
         // The registry's signing key names the ledger (its checkpoint origin), so it exists from the start.
         _ = try store.keyStore.registryKey()
@@ -121,7 +145,30 @@ public final class Store: Sendable {
         guard isStore(root) else {
             throw ProvenanceError(.noStore, "no Provenance store at \(root.path): create one with `provenance init`")
         }
-        return Store(root: root, index: try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite")))
+        return Store(root: root, index: try openIndex(at: root))
+    }
+
+    /// The index of the existing store at `root`: its database server's, else `registry.sqlite`.
+    static func openIndex(at root: URL) throws -> any RegistryIndex {
+        if let location = try DatabaseLocation.read(from: root) {
+            return try StoreBackends.open(location, password: try readDatabasePassword(in: root))
+        }
+        return try SQLiteRegistryIndex(url: root.appendingPathComponent("registry.sqlite"))
+    }
+
+    static func writeDatabasePassword(_ password: String, in root: URL) throws {
+        let file = root.appendingPathComponent("keys").appendingPathComponent(DatabaseLocation.passwordFileName)
+        guard FileManager.default.createFile(atPath: file.path, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ProvenanceError(.storage, "cannot write \(file.path)")
+        }
+    }
+
+    /// The password `init` was given in the database URL, kept in `keys/` (mode 0600); nil when
+    /// the password comes from `PGPASSWORD`, `PGPASSFILE` or `~/.pgpass`, or none is needed.
+    static func readDatabasePassword(in root: URL) throws -> String? {
+        let file = root.appendingPathComponent("keys").appendingPathComponent(DatabaseLocation.passwordFileName)
+        guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The contributors of many registered dataset commits, from memory where already loaded.
@@ -133,7 +180,13 @@ public final class Store: Sendable {
 
     /// Runs `body` holding the store's write lock, so that concurrent writers (several CLI
     /// processes, or the registry service) change the git repositories one at a time.
-    func withWriteLock<T>(_ body: () throws -> T) throws -> T {
+    ///
+    /// A store on a database server takes the database's lock named `scope` instead (say
+    /// `datasets/NAME`): replicas on other machines are serialised per repository.
+    func withWriteLock<T>(_ scope: String, _ body: () throws -> T) throws -> T {
+        if let locking = index as? any StoreLocking, database != nil {
+            return try locking.withExclusiveLock(scope, body)
+        }
         let lockPath = root.appendingPathComponent("lock").path
         let fd = Foundation.open(lockPath, O_CREAT | O_RDWR, 0o644)
         guard fd >= 0 else {
@@ -148,6 +201,9 @@ public final class Store: Sendable {
         defer { flock(fd, LOCK_UN) }
         return try body()
     }
+
+    /// The scope that excludes every other writer (`reindex`).
+    static let wholeStoreLock = "*"
 
     /// A fresh folder under the store's `tmp/`, removed by the caller.
     func makeTemporaryDirectory(prefix: String) throws -> URL {

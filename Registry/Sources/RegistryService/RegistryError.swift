@@ -87,6 +87,8 @@ public struct RegistryError: HTTPResponseError, CustomStringConvertible {
         case .conflict: return .init(.conflict, code: "conflict", error.message)
         case .insufficientFunds: return .init(.init(code: 402, reasonPhrase: "Payment Required"), code: "insufficient_funds", error.message)
         case .noStore, .storage, .git: return .init(.internalServerError, code: "internal_error", error.message)
+        case .unavailable:
+            return .init(.serviceUnavailable, code: "unavailable", error.message, headers: [.retryAfter: "1"])
         }
     }
 }

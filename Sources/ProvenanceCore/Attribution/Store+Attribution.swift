@@ -158,7 +158,7 @@ extension Store {
         try Names.validateModelName(model)
         let plugin = try resolver.plugin(named: spec.name, store: self)
         try Self.checkOptions(spec, of: plugin)
-        return try withWriteLock {
+        return try withWriteLock("models/\(model)") {
             guard let record = try index.model(named: model) else {
                 throw ProvenanceError.notFound("unknown model '\(model)': `provenance model list` shows the registered models")
             }

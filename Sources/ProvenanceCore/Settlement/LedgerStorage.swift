@@ -34,6 +34,19 @@ public struct Transfer: Sendable, Equatable {
     }
 
     public static let genesisHash = String(repeating: "0", count: 64)
+
+    public init(sequence: Int64, from: String, to: String, amount: TokenAmount, cause: Cause, invoice: Int?, call: String?, batch: Int64?, createdAt: Int64, hash: String) {
+        self.sequence = sequence
+        self.from = from
+        self.to = to
+        self.amount = amount
+        self.cause = cause
+        self.invoice = invoice
+        self.call = call
+        self.batch = batch
+        self.createdAt = createdAt
+        self.hash = hash
+    }
 }
 
 extension Transfer: Encodable {
@@ -64,6 +77,12 @@ public struct NodeRecord: Sendable, Equatable {
     public var name: String
     public var publicKey: String
     public var stake: TokenAmount
+
+    public init(name: String, publicKey: String, stake: TokenAmount) {
+        self.name = name
+        self.publicKey = publicKey
+        self.stake = stake
+    }
 }
 
 /// A call whose fee is reserved, waiting for `settle`.
@@ -101,6 +120,13 @@ public struct StoredInvoice: Sendable, Equatable {
     public var bytes: Data
     public var leafHash: Data
     public var settledAt: Int64
+
+    public init(index: Int, bytes: Data, leafHash: Data, settledAt: Int64) {
+        self.index = index
+        self.bytes = bytes
+        self.leafHash = leafHash
+        self.settledAt = settledAt
+    }
 }
 
 /// One settlement batch: a group commit of calls, or a batch of deferred calls settled together.
@@ -110,6 +136,13 @@ public struct SettlementBatch: Sendable, Equatable {
     public var firstInvoice: Int
     public var invoiceCount: Int
     public var createdAt: Int64
+
+    public init(id: Int64, firstInvoice: Int, invoiceCount: Int, createdAt: Int64) {
+        self.id = id
+        self.firstInvoice = firstInvoice
+        self.invoiceCount = invoiceCount
+        self.createdAt = createdAt
+    }
 }
 
 /// A deferred call's reservation, as the calls table keeps it after settlement too.
@@ -118,6 +151,13 @@ public struct Reservation: Sendable, Equatable {
     public var caller: String
     public var fee: TokenAmount
     public var batch: Int64
+
+    public init(idempotencyKey: String, caller: String, fee: TokenAmount, batch: Int64) {
+        self.idempotencyKey = idempotencyKey
+        self.caller = caller
+        self.fee = fee
+        self.batch = batch
+    }
 }
 
 /// A deposit or withdrawal made under an idempotency key.
@@ -125,12 +165,24 @@ public struct MoneyRequest: Sendable, Equatable {
     public var key: String
     public var digest: String
     public var transfer: Int64
+
+    public init(key: String, digest: String, transfer: Int64) {
+        self.key = key
+        self.digest = digest
+        self.transfer = transfer
+    }
 }
 
 public struct StoredCheckpoint: Sendable, Equatable {
     public var size: Int
     public var root: Data
     public var note: String
+
+    public init(size: Int, root: Data, note: String) {
+        self.size = size
+        self.root = root
+        self.note = note
+    }
 }
 
 public enum CallStatus: Sendable, Equatable {

@@ -18,7 +18,7 @@ extension Store {
             throw ProvenanceError.invalid("public key of node '\(name)' is not a base64 Ed25519 public key (32 bytes)")
         }
         // The write lock keeps `addNode` (which writes a key file before its transaction) out.
-        return try withWriteLock {
+        return try withWriteLock("nodes/\(name)") {
             try ledger.writeLedger { ledger in
                 if try ledger.node(named: name) != nil {
                     throw ProvenanceError.conflict("node '\(name)' already exists")

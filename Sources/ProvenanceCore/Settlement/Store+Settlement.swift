@@ -186,7 +186,7 @@ extension Store {
     /// the node's account (which must hold it) into `stake:NAME`.
     public func addNode(_ name: String, stake: TokenAmount) throws -> NodeRecord {
         try Names.validateNodeName(name)
-        return try withWriteLock {
+        return try withWriteLock("nodes/\(name)") {
             if try ledger.readLedger({ try $0.node(named: name) }) != nil {
                 throw ProvenanceError.conflict("node '\(name)' already exists")
             }
