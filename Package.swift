@@ -127,7 +127,7 @@ let package = Package(
         ),
         .target(
             name: "ProvenanceTestSupport",
-            dependencies: ["ProvenanceCore", "GitKit"],
+            dependencies: ["ProvenanceCore", "GitKit", "PostgresStorage"],
             path: "Tests/ProvenanceTestSupport",
             swiftSettings: swiftSettings
         ),

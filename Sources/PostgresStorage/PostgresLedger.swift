@@ -314,9 +314,12 @@ struct PostgresLedgerAccess: LedgerWriter {
         session.send("INSERT INTO invoice_terms (sha256, bytes) VALUES (\(sha256), \(bytea(bytes))) ON CONFLICT (sha256) DO NOTHING")
     }
 
+    /// Batch ids are numbered under the ledger lock, not by a sequence: a rolled-back batch
+    /// gives its id back, as in SQLite, so both backends name the same batches alike.
     func insertBatch(firstInvoice: Int, at time: Int64) throws -> Int64 {
         guard let id = try session.query("""
-            INSERT INTO batches (first_invoice, invoice_count, created_at) VALUES (\(Int64(firstInvoice)), 0, \(time)) RETURNING id
+            INSERT INTO batches (id, first_invoice, invoice_count, created_at)
+            SELECT COALESCE(max(id), 0) + 1, \(Int64(firstInvoice)), 0, \(time) FROM batches RETURNING id
             """, "open a settlement batch").first else {
             throw ProvenanceError(.storage, "opening a settlement batch returned no id")
         }

@@ -98,7 +98,7 @@ enum PostgresSchema {
             "CREATE TABLE checkpoints (size BIGINT PRIMARY KEY, root BYTEA NOT NULL, note TEXT NOT NULL, created_at BIGINT NOT NULL)",
             """
             CREATE TABLE batches (
-              id BIGSERIAL PRIMARY KEY, first_invoice BIGINT NOT NULL, invoice_count BIGINT NOT NULL, created_at BIGINT NOT NULL)
+              id BIGINT PRIMARY KEY, first_invoice BIGINT NOT NULL, invoice_count BIGINT NOT NULL, created_at BIGINT NOT NULL)
             """,
             "CREATE TABLE invoice_terms (sha256 TEXT PRIMARY KEY, bytes BYTEA NOT NULL)",
             "CREATE TABLE money_requests (key TEXT PRIMARY KEY, digest TEXT NOT NULL, transfer BIGINT NOT NULL)",

@@ -202,6 +202,13 @@ public final class Store: Sendable {
         return try body()
     }
 
+    /// Whether this process is the one that settles on schedule: always, for a store of its
+    /// own; for replicas sharing a database, the one holding the database's lock for it.
+    public func leadsScheduledSettlement() throws -> Bool {
+        guard database != nil, let locking = index as? any StoreLocking else { return true }
+        return try locking.holdLock("scheduled-settlement")
+    }
+
     /// The scope that excludes every other writer (`reindex`).
     static let wholeStoreLock = "*"
 

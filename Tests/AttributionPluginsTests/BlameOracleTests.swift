@@ -86,14 +86,11 @@ import Testing
     }
 
     static func clearCache(_ cli: CLIHarness) throws {
-        let result = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                         "DELETE FROM file_authorship; DELETE FROM authorship_commits;"])
-        #expect(result.succeeded)
+        try TestBackend.sql(store: cli.store, "DELETE FROM file_authorship; DELETE FROM authorship_commits;")
     }
 
     static func cachedCommits(_ cli: CLIHarness) throws -> Int {
-        Int(try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                "SELECT count(*) FROM authorship_commits"]).output) ?? -1
+        Int(try TestBackend.sql(store: cli.store, "SELECT count(*) FROM authorship_commits")) ?? -1
     }
 
     /// Imports `source` into a new store and checks provenance against the oracle: cold, warm,

@@ -103,8 +103,7 @@ import Testing
         #expect(lineRaw == oracle.lines)
 
         // The result is cached by commit: a second run gives the same figures from the index.
-        let cachedRows = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                             "SELECT count(*) FROM authorship_commits"]).output
+        let cachedRows = try TestBackend.sql(store: cli.store, "SELECT count(*) FROM authorship_commits")
         #expect(cachedRows == "1")
         let again = try cli.json(Result.self, "attribute", "m@1")
         #expect(again.weights.map(\.ppb) == bytes.weights.map(\.ppb))
@@ -124,8 +123,7 @@ import Testing
         let oracle = try Self.oracle(cli.datasetRepository("set"))
         #expect(Dictionary(uniqueKeysWithValues: second.weights.map { ($0.id, Int($0.raw ?? -1)) }) == oracle.bytes)
         // The unchanged c/b.txt was taken from the parent's cached rows, not blamed again.
-        let rows = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                       "SELECT count(DISTINCT commit_id) FROM file_authorship WHERE path = 'c/b.txt'"]).output
+        let rows = try TestBackend.sql(store: cli.store, "SELECT count(DISTINCT commit_id) FROM file_authorship WHERE path = 'c/b.txt'")
         #expect(rows == "2")
     }
 }

@@ -293,14 +293,12 @@ import Testing
         let later = try cli.write("later.txt", "Recipe: " + Self.cySentence)
         try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
                      "--latency-ms", "5", "--output-file", later.path, "--defer")
-        let kept = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                       "SELECT count(*) FROM calls WHERE output_text IS NOT NULL"]).output
+        let kept = try TestBackend.sql(store: cli.store, "SELECT count(*) FROM calls WHERE output_text IS NOT NULL")
         #expect(kept == "1")
         try cli.must("settle")
         let deferred = try cli.json(Shown.self, "invoice", "show", "1")
         #expect(deferred.invoice.traceability.call_attribution?.first?.spans.map(\.contributor) == ["cy@example.org"])
-        let cleared = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                          "SELECT count(*) FROM calls WHERE output_text IS NOT NULL"]).output
+        let cleared = try TestBackend.sql(store: cli.store, "SELECT count(*) FROM calls WHERE output_text IS NOT NULL")
         #expect(cleared == "0", "a settled call keeps no copy of its output; the invoice holds the evidence")
         let verified = try cli.run("verify")
         #expect(verified.succeeded, "\(verified)")
@@ -315,14 +313,15 @@ import Testing
         #expect(try cli.run("verify").succeeded)
         // Rewrite the span's text in the stored invoice, and its leaf hash with it, so that the
         // invoice reads and hashes as its own: only holding the span against git can tell.
-        let database = cli.store.appendingPathComponent("registry.sqlite").path
-        let hex = try runProcess("/usr/bin/sqlite3", [database, "SELECT hex(bytes) FROM invoices WHERE ledger_index = 0"]).output
+        let hex = try TestBackend.sql(store: cli.store, "SELECT \(TestBackend.hexExpression("bytes", store: cli.store)) FROM invoices WHERE ledger_index = 0")
         var bytes = Data(hexString: hex)
         let range = try #require(bytes.range(of: Data("trimmed the wicks".utf8)))
         bytes.replaceSubrange(range, with: Data("trimmed the WICKS".utf8))
         let leaf = SHA256Digest.hex(of: Data([0]) + bytes)
-        func sqlHex(_ data: Data) -> String { data.map { String(format: "%02X", $0) }.joined() }
-        try runProcess("/usr/bin/sqlite3", [database, "UPDATE invoices SET bytes = X'\(sqlHex(bytes))', leaf_hash = X'\(leaf)' WHERE ledger_index = 0"])
+        try TestBackend.sql(store: cli.store, """
+            UPDATE invoices SET bytes = \(TestBackend.blobLiteral(bytes, store: cli.store)),
+              leaf_hash = \(TestBackend.blobLiteral(Data(hexString: leaf), store: cli.store)) WHERE ledger_index = 0
+            """)
         let verify = try cli.run("verify")
         #expect(!verify.succeeded)
         #expect(verify.stderr.contains("invoice 0: a span of m@1"), "\(verify)")

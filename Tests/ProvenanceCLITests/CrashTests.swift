@@ -9,11 +9,9 @@ import Testing
 
     struct Summary: Decodable { var name: String; var head: String? }
 
-    /// Registered commits per the index, via the sqlite3 CLI.
+    /// Registered commits per the index, read with the database's own CLI (sqlite3 or psql).
     static func registeredCommits(_ cli: CLIHarness) throws -> [String] {
-        let result = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path,
-                                                          "SELECT commit_id FROM dataset_commits ORDER BY commit_id"])
-        return result.lines
+        try TestBackend.sql(store: cli.store, "SELECT commit_id FROM dataset_commits ORDER BY commit_id").split(separator: "\n").map(String.init)
     }
 
     /// Checks the invariants that must hold whatever point the crash hit.

@@ -139,31 +139,35 @@ import Testing
         #expect((future["invoices"] as! [Any]).isEmpty)
     }
 
-    /// Flips one bit of a value stored in the index with the sqlite3 CLI.
-    static func flip(_ cli: CLIHarness, table: String, column: String, key: String, offset: Int) throws {
-        let db = cli.store.appendingPathComponent("registry.sqlite").path
-        let hex = try runProcess("/usr/bin/sqlite3", [db, "SELECT hex(\(column)) FROM \(table) WHERE \(key)"]).output
-        var bytes = stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
+    /// Flips one bit of a value stored in the index (with sqlite3 or psql), and returns the
+    /// statement that puts the original value back.
+    @discardableResult
+    static func flip(_ cli: CLIHarness, table: String, column: String, key: String, offset: Int) throws -> String {
+        let postgres = TestBackend.databaseURL(ofStore: cli.store) != nil
+        let isBlob = column == "bytes" || column == "root" || column == "leaf_hash"
+        let isInteger = ["invoice_count", "first_invoice"].contains(column)
+        let read = isBlob || !postgres ? TestBackend.hexExpression(column, store: cli.store)
+            : "upper(encode(convert_to(\(column)::text, 'UTF8'), 'hex'))"
+        let hex = try TestBackend.sql(store: cli.store, "SELECT \(read) FROM \(table) WHERE \(key)")
+        let original = stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
+        func literal(_ bytes: [UInt8]) -> String {
+            let blob = TestBackend.blobLiteral(Data(bytes), store: cli.store)
+            if isBlob { return blob }
+            let text = postgres ? "convert_from(\(blob), 'UTF8')" : "CAST(\(blob) AS TEXT)"
+            return isInteger ? "CAST(\(text) AS \(postgres ? "BIGINT" : "INTEGER"))" : text
+        }
+        var bytes = original
         bytes[offset % bytes.count] ^= 0x01
-        let typed = column == "bytes" || column == "root" || column == "leaf_hash" ? "X'\(bytes.map { String(format: "%02X", $0) }.joined())'"
-            : ["invoice_count", "first_invoice"].contains(column) ? "CAST(CAST(X'\(bytes.map { String(format: "%02X", $0) }.joined())' AS TEXT) AS INTEGER)"
-            : "CAST(X'\(bytes.map { String(format: "%02X", $0) }.joined())' AS TEXT)"
-        let update = try runProcess("/usr/bin/sqlite3", [db, "UPDATE \(table) SET \(column) = \(typed) WHERE \(key)"])
-        #expect(update.succeeded, "\(update.stderr)")
+        try TestBackend.sql(store: cli.store, "UPDATE \(table) SET \(column) = \(literal(bytes)) WHERE \(key)")
+        return "UPDATE \(table) SET \(column) = \(literal(original)) WHERE \(key)"
     }
 
     @Test func flippingAnyStoredByteMakesVerifyFailAndSayWhere() throws {
         let cli = try Self.ledger(calls: 3)
         #expect(try cli.must("verify").succeeded)
-        let backup = try TemporaryDirectory()
-        let db = cli.store.appendingPathComponent("registry.sqlite")
-        #expect(try runProcess("/usr/bin/sqlite3", [db.path, ".backup \(backup.path("clean.sqlite").path)"]).succeeded)
-        func restore() throws {
-            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
-            try FileManager.default.removeItem(at: db)
-            try FileManager.default.copyItem(at: backup.path("clean.sqlite"), to: db)
-        }
-        let invoiceLength = Int(try runProcess("/usr/bin/sqlite3", [db.path, "SELECT length(bytes) FROM invoices WHERE ledger_index = 1"]).output)!
+        let state = try TestBackend.dump(store: cli.store)
+        func length(_ sql: String) throws -> Int { Int(try TestBackend.sql(store: cli.store, sql))! }
+        let invoiceLength = try length("SELECT length(bytes) FROM invoices WHERE ledger_index = 1")
         var cases: [(String, String, String, Int, String)] = []
         for offset in stride(from: 0, to: invoiceLength, by: max(1, invoiceLength / 40)) {
             cases.append(("invoices", "bytes", "ledger_index = 1", offset, "invoice 1"))
@@ -176,22 +180,23 @@ import Testing
         // A batch's own row, and the terms block every invoice refers to.
         cases.append(("batches", "invoice_count", "id = (SELECT max(id) FROM batches)", 0, "batch"))
         cases.append(("batches", "first_invoice", "id = (SELECT max(id) FROM batches)", 0, ""))
-        let termsLength = Int(try runProcess("/usr/bin/sqlite3", [db.path, "SELECT length(bytes) FROM invoice_terms"]).output)!
+        let termsLength = try length("SELECT length(bytes) FROM invoice_terms")
         for offset in stride(from: 0, to: termsLength, by: max(1, termsLength / 20)) {
-            cases.append(("invoice_terms", "bytes", "1", offset, "settlement terms"))
+            cases.append(("invoice_terms", "bytes", "1 = 1", offset, "settlement terms"))
         }
-        let noteLength = Int(try runProcess("/usr/bin/sqlite3", [db.path, "SELECT length(note) FROM checkpoints ORDER BY size DESC LIMIT 1"]).output)!
+        let noteLength = try length("SELECT length(note) FROM checkpoints ORDER BY size DESC LIMIT 1")
         for offset in stride(from: 0, to: noteLength, by: 7) {
             cases.append(("checkpoints", "note", "size = (SELECT max(size) FROM checkpoints)", offset, "checkpoint"))
         }
         for (table, column, key, offset, place) in cases {
-            try Self.flip(cli, table: table, column: column, key: key, offset: offset)
+            let restore = try Self.flip(cli, table: table, column: column, key: key, offset: offset)
             let result = try cli.run("verify")
             #expect(result.status == 1 && !result.signalled, "\(table).\(column)@\(offset) passed verify")
             #expect(result.errorLines.count == 1 && result.stderr.hasPrefix("Error: verify failed: "), "\(result.stderr)")
             if !place.isEmpty { #expect(result.stderr.contains(place), "\(table).\(column)@\(offset): \(result.stderr)") }
-            try restore()
+            try TestBackend.sql(store: cli.store, restore)
         }
+        #expect(try TestBackend.dump(store: cli.store) == state)
         #expect(try cli.must("verify").succeeded)
     }
 
@@ -229,10 +234,10 @@ import Testing
         #expect(try SettlementTests.balance(cli, "alice") == before)
         try cli.must(call + ["--idempotency-key", "g"])
         for index in 0..<3 { try cli.must(call + ["--idempotency-key", "n\(index)", "--defer"]) }
-        let state = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, ".dump"]).output
+        let state = try TestBackend.dump(store: cli.store)
         let settle = try cli.run(["settle"], environment: ["PROVENANCE_CRASH_AT": "inside-net-batch"])
         #expect(settle.signalled)
-        #expect(try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, ".dump"]).output == state)
+        #expect(try TestBackend.dump(store: cli.store) == state)
         #expect(try cli.must("verify").output.hasSuffix("3 pending call(s)"))
         try cli.must("settle")
         #expect(try cli.must("verify").output.hasPrefix("verified 4 invoice(s), 2 checkpoint(s)"))

@@ -169,6 +169,9 @@ import Testing
         }
         let before = try answers()
         // Throw the index away entirely, then rebuild it from the repositories.
+        if TestBackend.isPostgres {
+            try TestBackend.sql(store: cli.store, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        }
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(at: cli.store.appendingPathComponent("registry.sqlite" + suffix))
         }

@@ -15,11 +15,15 @@ import Testing
         }
         let keys = try FileManager.default.attributesOfItem(atPath: cli.store.appendingPathComponent("keys").path)
         #expect((keys[.posixPermissions] as? NSNumber)?.intValue == 0o700)
+        if TestBackend.databaseURL(ofStore: cli.store) != nil {
+            #expect(try TestBackend.sql(store: cli.store, "SELECT id FROM provenance_migrations ORDER BY applied_at, id") == "v1-registry")
+        } else {
         let journal = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, "PRAGMA journal_mode"])
         #expect(journal.output == "wal")
         let migrations = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, "SELECT identifier FROM grdb_migrations"])
         #expect(migrations.lines == ["v1-datasets", "v2-models", "v3-attribution", "v4-settlement", "v5-access-tokens", "v6-net-settlement",
                                      "v6-authorship-follows-renames", "v7-call-outputs"])
+        }
         // Running it again is harmless and says so.
         let again = try cli.run("init")
         #expect(again.output == "Reinitialized existing Provenance store in \(cli.store.path)")

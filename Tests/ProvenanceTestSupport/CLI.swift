@@ -25,7 +25,7 @@ public final class CLIHarness: @unchecked Sendable {
     public init(initialize: Bool = true) throws {
         directory = try TemporaryDirectory("provenance-cli")
         if initialize {
-            let result = try run("init")
+            let result = try run(try TestBackend.newDatabaseURL().map { ["init", "--database", $0] } ?? ["init"])
             guard result.succeeded else { throw FixtureError("provenance init failed: \(result)") }
         }
     }
@@ -92,8 +92,6 @@ public final class CLIHarness: @unchecked Sendable {
                 }
             }
         }
-        let dump = try runProcess("/usr/bin/sqlite3", [store.appendingPathComponent("registry.sqlite").path, ".dump"])
-        guard dump.succeeded else { throw FixtureError("sqlite3 .dump failed: \(dump.stderr)") }
-        return (lines.sorted() + [dump.stdout]).joined(separator: "\n")
+        return (lines.sorted() + [try TestBackend.dump(store: store)]).joined(separator: "\n")
     }
 }

@@ -49,15 +49,17 @@ import Testing
     }
 
     static func sqlite(_ cli: CLIHarness, _ sql: String) throws -> String {
-        let result = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, sql])
-        guard result.succeeded else { throw FixtureError("sqlite3 \(sql.prefix(80)): \(result.stderr)") }
-        return result.output
+        try TestBackend.sql(store: cli.store, sql)
     }
+
+    static func hex(_ cli: CLIHarness, _ column: String) -> String { TestBackend.hexExpression(column, store: cli.store) }
+
+    static func blob(_ cli: CLIHarness, _ data: Data) -> String { TestBackend.blobLiteral(data, store: cli.store) }
 
     /// Re-signs the latest checkpoint over the ledger's current leaves with the registry's own
     /// key, as an operator who rewrote its ledger would.
     static func resign(_ cli: CLIHarness) throws {
-        let leaves = try sqlite(cli, "SELECT hex(leaf_hash) FROM invoices ORDER BY ledger_index").split(separator: "\n").map { Data(hex: String($0)) }
+        let leaves = try sqlite(cli, "SELECT \(hex(cli, "leaf_hash")) FROM invoices ORDER BY ledger_index").split(separator: "\n").map { Data(hex: String($0)) }
         let size = leaves.count
         let note = try sqlite(cli, "SELECT note FROM checkpoints WHERE size = \(size)")
         let origin = String(note.split(separator: "\n")[0])
@@ -65,15 +67,15 @@ import Testing
         let key = try Curve25519.Signing.PrivateKey(rawRepresentation: Data(base64Encoded: keyText.trimmingCharacters(in: .whitespacesAndNewlines))!)
         let root = MerkleTree.root(ofLeafHashes: leaves)
         let signed = try NoteSigner(name: origin, privateKey: key).sign(Checkpoint(origin: origin, size: size, rootHash: root))
-        _ = try sqlite(cli, "UPDATE checkpoints SET root = X'\(root.hexString)', note = '\(signed)' WHERE size = \(size)")
+        _ = try sqlite(cli, "UPDATE checkpoints SET root = \(blob(cli, root)), note = '\(signed)' WHERE size = \(size)")
     }
 
     /// Replaces invoice `index`'s stored bytes (and leaf hash) with `edit` of them.
     static func rewrite(_ cli: CLIHarness, invoice index: Int, _ edit: (String) -> String) throws {
-        let bytes = Data(hex: try sqlite(cli, "SELECT hex(bytes) FROM invoices WHERE ledger_index = \(index)"))
+        let bytes = Data(hex: try sqlite(cli, "SELECT \(hex(cli, "bytes")) FROM invoices WHERE ledger_index = \(index)"))
         let edited = Data(edit(String(decoding: bytes, as: UTF8.self)).utf8)
         #expect(edited != bytes)
-        _ = try sqlite(cli, "UPDATE invoices SET bytes = X'\(edited.hexString)', leaf_hash = X'\(MerkleTree.leafHash(edited).hexString)' WHERE ledger_index = \(index)")
+        _ = try sqlite(cli, "UPDATE invoices SET bytes = \(blob(cli, edited)), leaf_hash = \(blob(cli, MerkleTree.leafHash(edited))) WHERE ledger_index = \(index)")
     }
 
     @Test func aCleanRegistryPassesRunAfterRunWithGit() async throws {
@@ -170,8 +172,7 @@ import Testing
         // Two copies of one ledger go their own ways from invoice 1 on.
         let fork = cli.directory.path("fork/.provenance")
         try FileManager.default.createDirectory(at: fork.deletingLastPathComponent(), withIntermediateDirectories: true)
-        _ = try Self.sqlite(cli, "PRAGMA wal_checkpoint(TRUNCATE)")
-        try FileManager.default.copyItem(at: cli.store, to: fork)
+        try TestBackend.copyStore(cli.store, to: fork)
         try Self.call(cli, keys: ["a-1", "a-2"])
         try Self.call(cli, keys: ["b-1", "b-2", "b-3"], store: fork)
 

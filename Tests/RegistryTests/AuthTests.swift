@@ -145,10 +145,9 @@ import Testing
         let fixture = try RegistryFixture()
         let issued = try fixture.store.createToken(role: .caller, subject: "alice")
         #expect(issued.secret.hasPrefix("prov_") && issued.secret.count == 48)
-        let database = fixture.directory.path(".provenance/registry.sqlite")
-        let dump = try runProcess("/usr/bin/sqlite3", [database.path, "SELECT id, secret_sha256, role, subject FROM access_tokens"])
-        #expect(!dump.stdout.contains(issued.secret))
-        #expect(dump.stdout.contains(SHA256Digest.hex(of: Data(issued.secret.utf8))))
+        let dump = try TestBackend.sql(store: fixture.store.root, "SELECT id, secret_sha256, role, subject FROM access_tokens")
+        #expect(!dump.contains(issued.secret))
+        #expect(dump.contains(SHA256Digest.hex(of: Data(issued.secret.utf8))))
         #expect(throws: ProvenanceError.self) { try fixture.store.createToken(role: .node, subject: "Not A Name") }
         #expect(throws: ProvenanceError.self) { try fixture.store.createToken(role: .caller, subject: "escrow") }
 

@@ -74,7 +74,7 @@ import Yams
 
     @Test func everyRouteIsDocumentedAndEveryOperationIsARoute() throws {
         let directory = try TemporaryDirectory("provenance-openapi")
-        let store = try Store.initialize(at: directory.path(".provenance")).store
+        let store = try Store.initialize(at: directory.path(".provenance"), database: try TestBackend.newDatabaseURL()).store
         let router = buildRouter(configuration: RegistryConfiguration(), store: store)
         // The web explorer's HTML pages and assets are left out of the JSON API's contract.
         let explorer = Set(ExplorerSite.paths.map { "GET \($0)" })

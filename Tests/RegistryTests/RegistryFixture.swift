@@ -23,9 +23,10 @@ final class RegistryFixture: Sendable {
 
     static let developerIdentity = "Dev <dev@example.org>"
 
-    init(configuration: RegistryConfiguration = RegistryConfiguration(allowLocalRemotes: true)) throws {
+    /// With `database`, the store keeps its state there; else in the tests' backend.
+    init(configuration: RegistryConfiguration = RegistryConfiguration(allowLocalRemotes: true), database: String? = nil) throws {
         directory = try TemporaryDirectory("provenance-registry")
-        store = try Store.initialize(at: directory.path(".provenance")).store
+        store = try Store.initialize(at: directory.path(".provenance"), database: try database ?? TestBackend.newDatabaseURL()).store
         admin = try store.createToken(role: .admin, subject: "ops").secret
         developer = try store.createToken(role: .developer, subject: "dev@example.org").secret
         contributor = try store.createToken(role: .contributor, subject: "ann@example.org").secret

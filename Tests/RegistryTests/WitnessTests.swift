@@ -216,8 +216,7 @@ import Testing
         let (w1, key1) = try Self.witness(cli, "w1", name: "w1.example.org/w", logs: [try #require(logKey)])
         let fork = cli.directory.path("fork/.provenance")
         try FileManager.default.createDirectory(at: fork.deletingLastPathComponent(), withIntermediateDirectories: true)
-        _ = try AuditTests.sqlite(cli, "PRAGMA wal_checkpoint(TRUNCATE)")
-        try FileManager.default.copyItem(at: cli.store, to: fork)
+        try TestBackend.copyStore(cli.store, to: fork)
         try AuditTests.call(cli, keys: ["a-1", "a-2"])
         try AuditTests.call(cli, keys: ["b-1", "b-2", "b-3"], store: fork)
 

@@ -271,6 +271,9 @@ struct ScheduledSettlement: Service {
 
     func settleOnce() async {
         do {
+            // Among replicas sharing a database, one settles on schedule; another takes over
+            // when that one stops (its database session ends, and the lock with it).
+            guard try store.leadsScheduledSettlement() else { return }
             let report = try await Blocking.run { [store, resolver] in try await store.settlePending(resolver: resolver) }
             metrics.settled(report.settled)
             if report.settled > 0 {
