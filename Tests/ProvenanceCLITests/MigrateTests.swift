@@ -70,7 +70,7 @@ import Testing
     static let listings: [[String]] = [
         ["datasets", "--json"], ["log", "poems", "--json"], ["log", "wiki", "--json"], ["log", "law", "--json"],
         ["contributors", "poems", "--json"], ["contributors", "wiki", "--json"],
-        ["manifest", "poems"], ["model", "list", "--json"], ["model", "show", "chat@1.0", "--json"], ["trace", "chat@1.0", "--json"],
+        ["manifest", "poems"], ["model", "list", "--json"], ["model", "show", "chat@1.0", "--json"], ["trace", "chat@1.0", "--format", "json"], ["trace", "chat@1.0"],
         ["export-attestation", "base@1.0"], ["model", "plugin-history", "chat", "--json"], ["attribute", "chat@1.0", "--json"],
         ["attribute", "base@1.0", "--json"],
         ["account", "balance", "alice@example.org", "--json"], ["account", "balance", "ada@example.org", "--raw"],

@@ -46,12 +46,23 @@ public final class PostgresServer: @unchecked Sendable {
     var dataDirectory: String { folder.appendingPathComponent("data").path }
     var logFile: String { folder.appendingPathComponent("server.log").path }
 
-    /// Runs a PostgreSQL server program, as `postgres` when this process is root.
+    /// Runs a PostgreSQL server program, as `postgres` when this process is root, through a shell
+    /// that closes every inherited descriptor and sends the output to a file: the server
+    /// `pg_ctl start` leaves running would otherwise keep the test's pipes (its own, and those of
+    /// other processes the test process is running) open, and whoever reads them waiting, for as
+    /// long as it runs.
     private func server(_ program: String, _ arguments: [String]) throws -> ProcessResult {
         let path = "\(Self.binaries)/\(program)"
-        if Self.isRoot { return try runProcess("/usr/sbin/runuser", ["-u", Self.user, "--", path] + arguments, in: folder) }
-        return try runProcess(path, arguments, in: folder)
+        let output = folder.appendingPathComponent("\(program).out").path
+        let command = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-" 2>/dev/null; done; exec "#
+            + ((Self.isRoot ? ["/usr/sbin/runuser", "-u", Self.user, "--"] : []) + [path] + arguments).map(Self.shellQuoted)
+            .joined(separator: " ") + " > \(Self.shellQuoted(output)) 2>&1 < /dev/null"
+        let result = try runProcess("/bin/bash", ["-c", command], in: folder)
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        return ProcessResult(status: result.status, signalled: result.signalled, stdout: text, stderr: result.stderr)
     }
+
+    static func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// Creates the cluster and starts the server on a free loopback port.
     public func start() throws {
@@ -100,7 +111,7 @@ public final class PostgresServer: @unchecked Sendable {
                                     environment: ["PGPASSWORD": ""])
         guard result.succeeded else { throw FixtureError("pg_dump \(database) failed: \(result)") }
         return result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            // Comments, and the random key of `\\restrict` lines (pg_dump 15.14 and later).
+            // Comments, and the random key of `\restrict` lines (pg_dump 15.14 and later).
             .filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }.joined(separator: "\n")
     }
 
