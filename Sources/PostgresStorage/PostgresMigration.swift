@@ -106,6 +106,14 @@ public enum SQLiteToPostgres {
                         counts[table] = try copyTable(table, columns: schema[table]!, from: db, into: session)
                     }
                     try session.flush()
+                    // Every row arrived: the database counts what was read.
+                    for table in tables {
+                        let stored = try session.query(PostgresQuery(unsafeSQL: "SELECT count(*)::bigint FROM \(quoted(table))"), "count \(table)")
+                            .first?.decode(Int64.self) ?? -1
+                        guard stored == Int64(counts[table] ?? 0) else {
+                            throw ProvenanceError(.storage, "copied \(counts[table] ?? 0) rows of \(table) but the database holds \(stored): nothing was migrated")
+                        }
+                    }
                     for table in tables {
                         for column in schema[table]! where column.serial {
                             try setSequence(table, column.name, past: sequences[table] ?? 0, in: session)

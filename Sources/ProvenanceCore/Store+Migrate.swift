@@ -25,11 +25,13 @@ extension Store {
     /// checkpointed into the old file before it moves, so the kept copy is whole on its own.
     public static func switchToDatabase(at root: URL, location: DatabaseLocation, password: String?) throws {
         if let password { try writeDatabasePassword(password, in: root) }
+        CrashPoint.beforeDatabaseMarker.hit()
         do {
             try location.write(to: root)
         } catch {
             throw ProvenanceError(.storage, "cannot write \(root.appendingPathComponent(DatabaseLocation.fileName).path): \(error.localizedDescription)")
         }
+        CrashPoint.afterDatabaseMarker.hit()
         let old = sqliteFile(at: root)
         let aside = migratedSQLiteFile(at: root)
         // Fold the write-ahead log into the file, so the copy kept aside needs no -wal beside it.

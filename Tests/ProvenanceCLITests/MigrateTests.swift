@@ -187,6 +187,39 @@ import Testing
         }
     }
 
+    /// A crash between the steps after the copy leaves a store that opens and verifies: SQLite
+    /// before `database.json` exists, the database from then on, even with registry.sqlite still there.
+    @Test(.enabled(if: postgresAvailable, "PostgreSQL is not installed (/usr/lib/postgresql/15/bin/initdb)"),
+          arguments: ["before-database-marker", "after-database-marker"])
+    func aCrashAfterTheCopyLeavesAStoreThatOpens(point: String) throws {
+        try Self.withServer { server in
+            let cli = try CLIHarness()
+            try cli.write("b.txt", "b\n")
+            try cli.must("add", "text", "b.txt", "--contributor", "Bo <bo@example.org>")
+            try cli.must("account", "deposit", "bo@example.org", "3")
+            let listing = try cli.must("datasets", "--json").stdout
+            try server.createDatabase("target")
+            let crashed = try cli.run(["migrate", "--to", server.url(database: "target", password: "pw")],
+                                      environment: ["PROVENANCE_CRASH_AT": point])
+            #expect(crashed.signalled, "\(crashed)")
+            let fm = FileManager.default
+            let marker = fm.fileExists(atPath: cli.store.appendingPathComponent("database.json").path)
+            #expect(marker == (point == "after-database-marker"))
+            #expect(fm.fileExists(atPath: cli.store.appendingPathComponent("registry.sqlite").path))
+            #expect(try cli.must("datasets", "--json").stdout == listing)
+            #expect(try cli.must("account", "balance", "bo@example.org", "--raw").output == "3000000000000000000")
+            #expect(try cli.must("verify").succeeded)
+            if !marker {
+                // Still on SQLite: the database holds the copy, so migrating there again is refused…
+                try cli.expectRefusal(["migrate", "--to", server.url(database: "target")], mentioning: "already holds a Provenance store")
+                // …and migrating into another, empty one works.
+                try server.createDatabase("second")
+                try cli.must("migrate", "--to", server.url(database: "second"))
+                #expect(try cli.must("datasets", "--json").stdout == listing)
+            }
+        }
+    }
+
     @Test func badURLsAndUnreachableDatabasesAreRefusedAndChangeNothing() throws {
         let cli = try CLIHarness()
         try cli.write("b.txt", "b\n")
