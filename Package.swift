@@ -56,6 +56,7 @@ let package = Package(
             name: "PostgresStorage",
             dependencies: [
                 "ProvenanceCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

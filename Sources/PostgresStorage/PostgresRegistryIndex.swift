@@ -31,6 +31,12 @@ public final class PostgresRegistryIndex: RegistryIndex, DatabaseBacked, @unchec
     ///   `PGPASSFILE` (or `~/.pgpass`), as libpq does.
     public init(location: DatabaseLocation, password: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.location = location
+        pool = try Self.connectionPool(location: location, password: password, environment: environment)
+        try pool.withSession { try PostgresSchema.migrate($0) }
+    }
+
+    /// Connections to the database `location` names (none opened yet).
+    static func connectionPool(location: DatabaseLocation, password: String?, environment: [String: String]) throws -> PostgresConnectionPool {
         guard let components = URLComponents(string: location.url), let host = components.host, let user = components.user else {
             throw ProvenanceError(.storage, "the database URL '\(location.url)' cannot be read")
         }
@@ -40,8 +46,7 @@ public final class PostgresRegistryIndex: RegistryIndex, DatabaseBacked, @unchec
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: secret, database: database,
                                                              tls: .disable)
         configuration.options.connectTimeout = .seconds(5)
-        pool = PostgresConnectionPool(configuration: configuration, description: location.url)
-        try pool.withSession { try PostgresSchema.migrate($0) }
+        return PostgresConnectionPool(configuration: configuration, description: location.url)
     }
 
     // MARK: Running statements

@@ -15,7 +15,7 @@ public struct Provenance: AsyncParsableCommand {
         subcommands: [Init.self, Add.self, Datasets.self, Contributors.self, Log.self, ManifestCommand.self,
                       Model.self, Trace.self, ExportAttestation.self, Reindex.self, Plugins.self, Attribute.self, Index.self,
                       Account.self, Node.self, Call.self, Settle.self, InvoiceCommand.self, LedgerCommand.self, Verify.self,
-                      Serve.self, Token.self, Audit.self, WitnessCommand.self]
+                      Serve.self, Token.self, Audit.self, WitnessCommand.self, Migrate.self]
     )
 
     public init() {}

@@ -16,6 +16,10 @@ enum CrashPoint: String {
     case insideGroupCommit = "inside-group-commit"
     /// A batch settlement with its netted transfers written, not yet committed.
     case insideNetBatch = "inside-net-batch"
+    /// `migrate`: the rows committed to the database, `database.json` not written yet.
+    case beforeDatabaseMarker = "before-database-marker"
+    /// `migrate`: `database.json` written, `registry.sqlite` not moved aside yet.
+    case afterDatabaseMarker = "after-database-marker"
 
     /// Read once: `ProcessInfo.environment` builds a dictionary of the whole environment, and
     /// settlement passes three crash points per group commit.
