@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The registry's HTTP client: generated from Registry/openapi.yaml (scripts/openapi.sh), run over URLSession.
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-openapi-urlsession", from: "1.4.0"),
     ],
     targets: [
         // C → git wrapper → core → CLI; nothing imports upwards.
@@ -81,6 +84,14 @@ let package = Package(
             path: "Registry/Sources/RegistryService",
             swiftSettings: swiftSettings
         ),
+        // The registry's HTTP client, generated from Registry/openapi.yaml by scripts/openapi.sh
+        // (`make openapi`) and committed: building the generator takes minutes that no build
+        // should pay. A test fails when the spec changes without regenerating.
+        .target(
+            name: "RegistryAPI",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ProvenanceCLI",
             dependencies: [
@@ -88,6 +99,10 @@ let package = Package(
                 "AttributionPlugins",
                 "SpanMatch",
                 "RegistryService",
+                "RegistryAPI",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
