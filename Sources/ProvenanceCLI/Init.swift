@@ -10,6 +10,7 @@ extension Provenance {
         @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
+            try storeOptions.refuseImplicitRegistry()
             let root = Store.initialLocation(explicit: storeOptions.store, environment: ProcessInfo.processInfo.environment,
                                              directory: storeOptions.workingDirectory)
             let (_, created) = try Store.initialize(at: root)
