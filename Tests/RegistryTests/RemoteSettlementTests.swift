@@ -84,6 +84,16 @@ import Testing
                                    environment: ["PROVENANCE_TOKEN": t.admin])
         #expect(remoteAdd.succeeded && remoteAdd.stdout == added.stdout, "remote \(remoteAdd) local \(added)")
 
+        // With a stake, moved from the node's account: deposited first on both sides.
+        try t.same(["account", "deposit", "node:gpu3", "5"], token: t.admin)
+        let staked = try t.cli.run(["node", "add", "gpu3", "--stake", "2", "--json"], in: t.twin.url)
+        let remoteStaked = try t.cli.run(["node", "add", "gpu3", "--stake", "2", "--json", "--keys", twinKeys, "--registry", t.registry.base],
+                                         in: t.elsewhere.url, environment: ["PROVENANCE_TOKEN": t.admin])
+        #expect(staked.succeeded && remoteStaked.succeeded && remoteStaked.stdout == staked.stdout, "remote \(remoteStaked) local \(staked)")
+        try t.same(["account", "balance", "stake:gpu3", "--raw"], token: t.admin)
+
+        try t.same(["model", "price", "m", "--raw", "--input-per-1k", "2000", "--output-per-1k", "1", "--min-fee", "7"], token: t.admin)
+        try t.same(call + ["--idempotency-key", "r4"], token: t.node, remoteExtra: keys)
         try t.same(["model", "set-plugin", "m", "data-volume", "--unit", "lines"], token: t.admin)
         // After all that, both ledgers verify, and their statements and invoices agree.
         try t.same(["verify"], token: t.admin)
