@@ -32,8 +32,9 @@ extension Provenance.InvoiceCommand {
         func run() async throws {
             if let client = try remote.client(storeOptions) {
                 guard id >= 0 else { throw ValidationError("the invoice id is its ledger index, 0 or more") }
-                struct Placed: Decodable { var index: Int; var leaf_hash: String; var settled_at: Int64 }
-                let placed = try await client.json("/v1/invoices/\(id)", as: Placed.self)
+                // Its place in the ledger through the generated client; the invoice itself as its
+                // exact canonical bytes, which Invoice(canonicalBytes:) checks and --canonical prints.
+                let placed = try await client.call("the invoice") { try await $0.showInvoice(path: .init(index: id)).ok.body.json }
                 let bytes = try await client.must("/v1/invoices/\(id)/canonical")
                 if canonical { return print(String(decoding: bytes, as: UTF8.self)) }
                 // A format-2 invoice names its terms block by SHA-256: read it from the registry.
@@ -47,7 +48,7 @@ extension Provenance.InvoiceCommand {
                     terms = try SettlementTerms(canonicalBytes: try await client.must("/v1/terms/\(sha256)"))
                     invoice = try Invoice(canonicalBytes: bytes, terms: { $0 == sha256 ? terms : nil })
                 }
-                return try show(index: placed.index, leafHash: placed.leaf_hash, settledAt: placed.settled_at, invoice: invoice)
+                return try show(index: placed.index, leafHash: placed.leafHash, settledAt: Int64(placed.settledAt), invoice: invoice)
             }
             let entry = try storeOptions.open().invoice(id)
             if canonical { return print(String(decoding: entry.bytes, as: UTF8.self)) }
