@@ -1,7 +1,7 @@
 # Two commands that work on a fresh machine: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test demo clean
+.PHONY: deps build test demo clean openapi
 
 deps:
 	@scripts/ensure-deps.sh
@@ -17,3 +17,7 @@ demo: build
 
 clean:
 	rm -rf .build
+
+# Regenerates Sources/RegistryAPI/Generated from Registry/openapi.yaml (after changing the spec).
+openapi:
+	@scripts/openapi.sh

@@ -28,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        // The registry's HTTP client: generated from Registry/openapi.yaml (scripts/openapi.sh), run over URLSession.
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-openapi-urlsession", from: "1.4.0"),
     ],
     targets: [
         // C → git wrapper → core → CLI; nothing imports upwards.
@@ -96,6 +99,17 @@ let package = Package(
             path: "Registry/Sources/RegistryService",
             swiftSettings: swiftSettings
         ),
+        // The registry's HTTP client, generated from Registry/openapi.yaml by scripts/openapi.sh
+        // (`make openapi`) and committed: building the generator takes minutes that no build
+        // should pay. A test fails when the spec changes without regenerating.
+        // Its imports carry `@diagnose(UnusedImportAccess, as: ignored)` for Swift 6.4 and later;
+        // until then they warn ~200 times about package imports unused in one file or another, so
+        // the generated code's warnings are off (the generator's output is not ours to fix).
+        .target(
+            name: "RegistryAPI",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])]
+        ),
         .target(
             name: "ProvenanceCLI",
             dependencies: [
@@ -104,6 +118,10 @@ let package = Package(
                 "SpanMatch",
                 "RegistryService",
                 "PostgresStorage",
+                "RegistryAPI",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

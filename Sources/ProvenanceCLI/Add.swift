@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProvenanceCore
+import RegistryAPI
 
 extension Provenance {
     struct Add: AsyncParsableCommand {
@@ -66,8 +67,7 @@ extension Provenance {
         }
 
         func run() async throws {
-            if let client = try registry.client() {
-                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+            if let client = try registry.client(storeOptions) {
                 return try await runRemote(client)
             }
             let store = try storeOptions.open()
@@ -103,10 +103,14 @@ extension Provenance {
             }
             let dataset = self.dataset
             if let source {
-                struct ImportRequest: Encodable { var source: String; var rev: String?; var force: Bool }
-                let body = try JSONEncoder().encode(ImportRequest(source: source, rev: rev, force: force))
-                let data = try RegistryClient.expect(try await client.send("POST", "/v1/datasets/\(dataset)/commits", json: body), [200, 201], "the import")
-                let result = try RegistryClient.decode(ImportResult.self, data, "the import")
+                let answer = try await client.call("the import") { client in
+                    switch try await client.importDatasetCommit(path: .init(dataset: dataset), body: .json(.init(source: source, rev: rev, force: force))) {
+                    case .created(let created): try created.body.json
+                    case .ok(let unchanged): try unchanged.body.json
+                    default: throw AuditError("the registry answered the import with a status the API does not document for it")
+                    }
+                }
+                let result = try RegistryClient.domain(answer, as: ImportResult.self, "the import")
                 if output.json { return try Output.json(result) }
                 if !result.changed {
                     print("\(dataset) is already at \(result.commit)")
@@ -117,9 +121,8 @@ extension Provenance {
                 return
             }
             let identity = try Identity(parsing: contributor ?? "")
-            let token = try RegistryClient.decode(RegistryClient.TokenInfo.self,
-                                                  try RegistryClient.expect(try await client.send("GET", "/v1/tokens/current"), [200], "the token"), "the token")
-            if token.role != "admin", identity.id != token.subject {
+            let token = try await client.call("the token") { try await $0.currentToken().ok.body.json }
+            if token.role != .admin, identity.id != token.subject {
                 throw ValidationError("--contributor \(identity) is not this token's subject '\(token.subject)': a registry records data only in its token holder's name")
             }
             let files = try Store.uploadableFiles(paths: paths, workingDirectory: storeOptions.workingDirectory, destination: destination)
@@ -133,16 +136,15 @@ extension Provenance {
                     throw AuditError("the registry stored \(answer.size) bytes with SHA-256 \(answer.sha256) for \(file.sourcePath), which has \(file.size) bytes with SHA-256 \(file.sha256)")
                 }
             }
-            struct Request: Encodable { var contributor: String; var message: String?; var files: [StagedFile] }
-            struct Answer: Decodable { var result: AddResult; var added: [Manifest.Entry] }
-            let body = try JSONEncoder().encode(Request(contributor: identity.description, message: message, files: files.map {
-                StagedFile(path: $0.treePath, sha256: $0.sha256, executable: $0.executable)
-            }))
-            let answer = try RegistryClient.decode(Answer.self, try RegistryClient.expect(
-                try await client.send("POST", "/v1/datasets/\(dataset)/files", json: body), [201], "the commit"), "the commit")
-            try Self.checkManifest(answer.added, against: files, commit: answer.result.commit)
-            if output.json { return try Output.json(answer.result) }
-            print(answer.result.commit)
+            let staged = files.map { Components.Schemas.AddFilesRequest.FilesPayloadPayload(path: $0.treePath, sha256: $0.sha256, executable: $0.executable) }
+            let answer = try await client.call("the commit") {
+                try await $0.addDatasetFiles(path: .init(dataset: dataset), body: .json(.init(contributor: identity.description, message: message,
+                                                                                             files: staged))).created.body.json
+            }
+            let result = try RegistryClient.domain(answer.result, as: AddResult.self, "the commit")
+            try Self.checkManifest(try RegistryClient.domain(answer.added, as: [Manifest.Entry].self, "the commit"), against: files, commit: result.commit)
+            if output.json { return try Output.json(result) }
+            print(result.commit)
         }
 
         /// Every file sent must be in the registry's manifest with the size and SHA-256 computed here.

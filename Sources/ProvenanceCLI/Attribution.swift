@@ -2,6 +2,7 @@ import AttributionPlugins
 import ArgumentParser
 import Foundation
 import ProvenanceCore
+import RegistryAPI
 
 /// `--plugin-timeout`, for commands that may run an external plugin.
 struct PluginOptions: ParsableArguments {
@@ -58,21 +59,22 @@ extension Provenance {
         var outputFile: String?
 
         func run() async throws {
-            if let client = try remote.client() {
-                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
+            if let client = try remote.client(storeOptions) {
                 guard outputFile == nil else { throw ValidationError("attribute --output-file works only on a local store: the registry's API attributes a call's output only when the call is submitted") }
                 let version = try Names.parseModelVersion(reference)
                 var spec = try plugin.map(PluginSpec.init(parsing:))
                 if let unit {
                     if spec == nil {
-                        struct Summary: Decodable { var plugin: String }
-                        spec = try PluginSpec(parsing: try await client.json("/v1/models/\(version.model)", as: Summary.self).plugin)
+                        let summary = try await client.call("the model") { try await $0.showModelSummary(path: .init(model: version.model)).ok.body.json }
+                        spec = try PluginSpec(parsing: summary.plugin)
                     }
                     spec?.options["unit"] = unit
                 }
-                let query = try spec.map { "?plugin=" + (try RegistryClient.queryValue($0.description)) } ?? ""
-                let result = try await client.json("/v1/models/\(version.model)/versions/\(version.version)/attribution\(query)", as: AttributionResult.self)
-                return try show(result)
+                let answer = try await client.call("the attribution") {
+                    try await $0.attributeModelVersion(path: .init(model: version.model, version: version.version),
+                                                       query: .init(plugin: spec?.description)).ok.body.json
+                }
+                return try show(try RegistryClient.domain(answer, as: AttributionResult.self, "the attribution"))
             }
             let store = try storeOptions.open()
             let version = try Names.parseModelVersion(reference)
@@ -132,12 +134,13 @@ extension Provenance {
 }
 
 extension Provenance.Model {
-    struct SetPlugin: ParsableCommand {
+    struct SetPlugin: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-plugin",
             abstract: "Swap a model's active attribution plugin; the history of swaps is kept.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
         @Argument(help: "The model.")
@@ -152,28 +155,45 @@ extension Provenance.Model {
         @Option(help: ArgumentHelp("Who makes the change (default: the model's latest developer).", valueName: "identity"))
         var by: String?
 
-        func run() throws {
+        func run() async throws {
             var spec = try PluginSpec(parsing: plugin)
             if let unit { spec.options["unit"] = unit }
-            let change = try storeOptions.open().setPlugin(model: model, to: spec, by: try by.map(Identity.init(parsing:)),
-                                                           resolver: PluginRegistry())
+            let by = try by.map(Identity.init(parsing:))
+            let change: PluginChange
+            if let client = try remote.client(storeOptions) {
+                try Names.validateModelName(model)
+                let answer = try await client.call("the plugin change") {
+                    try await $0.setModelPlugin(path: .init(model: model), body: .json(.init(plugin: spec.description, by: by?.description))).ok.body.json
+                }
+                change = try RegistryClient.domain(answer, as: PluginChange.self, "the plugin change")
+            } else {
+                change = try storeOptions.open().setPlugin(model: model, to: spec, by: by, resolver: PluginRegistry())
+            }
             if output.json { return try Output.json(change) }
             print("\(model) now uses \(change.plugin)")
         }
     }
 
-    struct PluginHistory: ParsableCommand {
+    struct PluginHistory: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "plugin-history", abstract: "Show every change of a model's attribution plugin, oldest first.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
         @Argument(help: "The model.")
         var model: String
 
-        func run() throws {
-            let history = try storeOptions.open().pluginHistory(model: model)
+        func run() async throws {
+            let history: [PluginChange]
+            if let client = try remote.client(storeOptions) {
+                try Names.validateModelName(model)
+                let answer = try await client.call("the plugin history") { try await $0.showModelPlugin(path: .init(model: model)).ok.body.json }
+                history = try RegistryClient.domain(answer.history, as: [PluginChange].self, "the plugin history")
+            } else {
+                history = try storeOptions.open().pluginHistory(model: model)
+            }
             if output.json { return try Output.json(history) }
             let formatter = ISO8601DateFormatter()
             Output.table(["WHEN", "PLUGIN", "BY", "COMMIT"], history.map {

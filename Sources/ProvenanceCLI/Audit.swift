@@ -16,7 +16,10 @@ extension Provenance {
                 since the last run fails the audit, named. Exit 0: all verified; 1: the first problem, on stderr.
                 """)
 
-        @Argument(help: ArgumentHelp("The registry's URL, e.g. http://registry.example.org:8080.", valueName: "URL")) var url: String
+        @Argument(help: ArgumentHelp("The registry's URL, e.g. http://registry.example.org:8080 (default: --registry, else $PROVENANCE_REGISTRY).",
+                                     valueName: "URL")) var url: String?
+        @Option(name: .customLong("registry"), help: ArgumentHelp("The registry to audit, as with other commands (or give it as URL).", valueName: "URL"))
+        var registryURL: String?
         @Option(help: ArgumentHelp("Require this checkpoint verifier key (NAME+HEXID+BASE64) instead of pinning the one the registry serves.",
                                    valueName: "KEY")) var key: String?
         @Option(help: ArgumentHelp("The audit state file (default: one per registry under $XDG_STATE_HOME or ~/.local/state/provenance/audit).",
@@ -30,8 +33,20 @@ extension Provenance {
         var git = false
         @OptionGroup var output: OutputOptions
 
+        /// URL, else --registry, else $PROVENANCE_REGISTRY.
+        func registry() throws -> String {
+            if let url, let registryURL, url != registryURL {
+                throw ValidationError("give the registry once: URL '\(url)' and --registry '\(registryURL)' differ")
+            }
+            let environment = ProcessInfo.processInfo.environment["PROVENANCE_REGISTRY"]
+            guard let registry = url ?? registryURL ?? (environment?.isEmpty == false ? environment : nil) else {
+                throw ValidationError("give the registry to audit: provenance audit URL (or --registry URL, or $PROVENANCE_REGISTRY)")
+            }
+            return registry
+        }
+
         func run() async throws {
-            let client = try RegistryClient(url)
+            let client = try RegistryClient(try registry())
             let stateURL = try state.map { URL(fileURLWithPath: $0) } ?? Self.defaultState(for: client.base)
             let verifiers = try witnesses.map { key in
                 do { return try CosignatureVerifier(verifierKey: key) } catch { throw AuditError("--witness '\(key.prefix(100))' is not a witness key: \(error)") }

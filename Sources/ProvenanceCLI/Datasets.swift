@@ -1,5 +1,6 @@
 import ArgumentParser
 import ProvenanceCore
+import RegistryAPI
 
 extension Provenance {
     struct Datasets: AsyncParsableCommand {
@@ -12,8 +13,8 @@ extension Provenance {
         func run() async throws {
             let summaries: [DatasetSummary]
             if let client = try remote.client(storeOptions) {
-                struct Answer: Decodable { var datasets: [DatasetSummary] }
-                summaries = try await client.json("/v1/datasets", as: Answer.self).datasets
+                let answer = try await client.call("the datasets") { try await $0.listDatasets().ok.body.json }
+                summaries = try RegistryClient.domain(answer.datasets, as: [DatasetSummary].self, "the datasets")
             } else {
                 summaries = try storeOptions.open().datasetSummaries()
             }
@@ -48,8 +49,12 @@ extension Provenance {
         func run() async throws {
             let entries: [Entry]
             if let client = try remote.client(storeOptions) {
-                struct Answer: Decodable { var contributors: [Entry] }
-                entries = try await client.json(try RegistryClient.datasetPath(reference, "contributors"), as: Answer.self).contributors
+                let parsed = RevisionReference(parsing: reference)
+                try Names.validateDatasetName(parsed.name)
+                let answer = try await client.call("the contributors") {
+                    try await $0.datasetContributors(path: .init(dataset: parsed.name), query: .init(rev: parsed.revision)).ok.body.json
+                }
+                entries = try RegistryClient.domain(answer.contributors, as: [Entry].self, "the contributors")
             } else {
                 let contributors = try storeOptions.open().contributors(of: RevisionReference(parsing: reference))
                 entries = contributors.map { Entry(contributor: $0.identity, id: $0.id, commits: $0.commits) }
@@ -80,9 +85,12 @@ extension Provenance {
         func run() async throws {
             let entries: [LogEntry]
             if let client = try remote.client(storeOptions) {
-                struct Answer: Decodable { var entries: [LogEntry] }
-                let path = try RegistryClient.datasetPath(reference, "log", limit.map { ["limit": String($0)] } ?? [:])
-                entries = try await client.json(path, as: Answer.self).entries
+                let parsed = RevisionReference(parsing: reference)
+                try Names.validateDatasetName(parsed.name)
+                let answer = try await client.call("the log") {
+                    try await $0.datasetLog(path: .init(dataset: parsed.name), query: .init(rev: parsed.revision, limit: limit)).ok.body.json
+                }
+                entries = try RegistryClient.domain(answer.entries, as: [LogEntry].self, "the log")
             } else {
                 entries = try storeOptions.open().log(of: RevisionReference(parsing: reference), limit: limit)
             }

@@ -15,6 +15,7 @@ extension Provenance {
         var database: String?
 
         func run() throws {
+            try storeOptions.refuseImplicitRegistry()
             let root = Store.initialLocation(explicit: storeOptions.store, environment: ProcessInfo.processInfo.environment,
                                              directory: storeOptions.workingDirectory)
             let (store, created) = try Store.initialize(at: root, database: database)

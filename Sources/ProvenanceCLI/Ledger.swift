@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProvenanceCore
+import RegistryAPI
 
 extension Provenance {
     struct InvoiceCommand: ParsableCommand {
@@ -31,8 +32,9 @@ extension Provenance.InvoiceCommand {
         func run() async throws {
             if let client = try remote.client(storeOptions) {
                 guard id >= 0 else { throw ValidationError("the invoice id is its ledger index, 0 or more") }
-                struct Placed: Decodable { var index: Int; var leaf_hash: String; var settled_at: Int64 }
-                let placed = try await client.json("/v1/invoices/\(id)", as: Placed.self)
+                // Its place in the ledger through the generated client; the invoice itself as its
+                // exact canonical bytes, which Invoice(canonicalBytes:) checks and --canonical prints.
+                let placed = try await client.call("the invoice") { try await $0.showInvoice(path: .init(index: id)).ok.body.json }
                 let bytes = try await client.must("/v1/invoices/\(id)/canonical")
                 if canonical { return print(String(decoding: bytes, as: UTF8.self)) }
                 // A format-2 invoice names its terms block by SHA-256: read it from the registry.
@@ -46,7 +48,7 @@ extension Provenance.InvoiceCommand {
                     terms = try SettlementTerms(canonicalBytes: try await client.must("/v1/terms/\(sha256)"))
                     invoice = try Invoice(canonicalBytes: bytes, terms: { $0 == sha256 ? terms : nil })
                 }
-                return try show(index: placed.index, leafHash: placed.leaf_hash, settledAt: placed.settled_at, invoice: invoice)
+                return try show(index: placed.index, leafHash: placed.leafHash, settledAt: Int64(placed.settledAt), invoice: invoice)
             }
             let entry = try storeOptions.open().invoice(id)
             if canonical { return print(String(decoding: entry.bytes, as: UTF8.self)) }
@@ -85,27 +87,72 @@ extension Provenance.InvoiceCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List invoices, optionally of one account or model.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @Option(help: ArgumentHelp("Only invoices this account paid or was paid by.", valueName: "ACCOUNT")) var account: String?
         @Option(help: ArgumentHelp("Only invoices of this model.", valueName: "MODEL")) var model: String?
 
-        func run() throws {
+        func run() async throws {
+            if let client = try remote.client(storeOptions) {
+                let entries = try await remoteEntries(client)
+                if output.json { return try Output.jsonObject(entries) }
+                return show(try entries.map(Self.row))
+            }
             let entries = try storeOptions.open().invoices(account: account, model: model)
             if output.json { return try Output.jsonObject(try entries.map(Provenance.invoiceObject)) }
-            Output.table(["INVOICE", "CALLER", "MODEL", "NODE", "FEE", "MODE"], entries.map {
+            show(entries.map {
                 ["\($0.index)", $0.invoice.record.caller, "\($0.invoice.record.model)@\($0.invoice.record.version)", $0.invoice.record.node,
                  $0.invoice.computation.fee.description, $0.invoice.mode.rawValue]
-            }, rightAligned: [0, 4])
+            })
+        }
+
+        func show(_ rows: [[String]]) {
+            Output.table(["INVOICE", "CALLER", "MODEL", "NODE", "FEE", "MODE"], rows, rightAligned: [0, 4])
+        }
+
+        /// Every page of `GET /v1/invoices`, as JSON objects. Read as bytes, not through the
+        /// generated types: an invoice is a free-form document whose integers (token counts up to
+        /// 2^64-1) the generated value container would read as Double.
+        func remoteEntries(_ client: RegistryClient) async throws -> [[String: Any]] {
+            if let account { try Accounts.validate(account) }
+            if let model { try Names.validateModelName(model) }
+            var filter = ""
+            if let account { filter += "&account=\(try RegistryClient.queryValue(account))" }
+            if let model { filter += "&model=\(model)" }
+            var entries: [[String: Any]] = []
+            while true {
+                let body = try await client.must("/v1/invoices?offset=\(entries.count)&limit=1000\(filter)")
+                guard let page = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let total = page["total"] as? Int,
+                      let invoices = page["invoices"] as? [[String: Any]] else {
+                    throw AuditError("the registry's answer to GET /v1/invoices is not what the API documents")
+                }
+                entries += invoices
+                if invoices.isEmpty || entries.count >= total { return entries }
+            }
+        }
+
+        /// A table row from an invoice entry as the API gives it (the expanded invoice).
+        static func row(_ entry: [String: Any]) throws -> [String] {
+            let invoice = entry["invoice"] as? [String: Any]
+            let parties = invoice?["parties"] as? [String: Any]
+            guard let index = entry["index"] as? Int, let caller = parties?["caller"] as? String, let model = parties?["model"] as? String,
+                  let version = parties?["version"] as? String, let node = parties?["node"] as? String,
+                  let fee = ((invoice?["pricing"] as? [String: Any])?["fee"] as? String).flatMap(TokenAmount.init(rawString:)),
+                  let mode = (invoice?["settlement"] as? [String: Any])?["mode"] as? String else {
+                throw AuditError("the registry's invoice list holds an entry that is not an invoice as the API documents it")
+            }
+            return ["\(index)", caller, "\(model)@\(version)", node, fee.description, mode]
         }
     }
 
-    struct Bundle: ParsableCommand {
+    struct Bundle: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "One statement of an account's invoices, each with its Merkle proof against the signed checkpoint (JSON).")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @Option(help: ArgumentHelp("The payee or caller.", valueName: "ACCOUNT")) var account: String
         @Option(help: ArgumentHelp("Settled at or after (Unix seconds or ISO 8601).", valueName: "T")) var from: String?
         @Option(help: ArgumentHelp("Settled at or before (Unix seconds or ISO 8601).", valueName: "T")) var to: String?
@@ -119,9 +166,24 @@ extension Provenance.InvoiceCommand {
             throw ValidationError("\(flag) '\(text)' is neither Unix seconds nor an ISO 8601 time like 2026-11-21T12:00:00Z")
         }
 
-        func run() throws {
-            let bundle = try storeOptions.open().bundle(account: account, from: try from.map { try Self.time($0, "--from") },
-                                                        to: try to.map { try Self.time($0, "--to") })
+        func run() async throws {
+            let fromTime = try self.from.map { try Self.time($0, "--from") }
+            let toTime = try self.to.map { try Self.time($0, "--to") }
+            if let client = try remote.client(storeOptions) {
+                try Accounts.validate(account)
+                // As bytes, like `invoice list`: the invoices are free-form documents.
+                let query = "account=\(try RegistryClient.queryValue(account))" + (fromTime.map { "&from=\($0)" } ?? "") + (toTime.map { "&to=\($0)" } ?? "")
+                let body = try await client.must("/v1/invoices/bundle?\(query)")
+                guard var object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+                      let invoices = object["invoices"] as? [[String: Any]] else {
+                    throw AuditError("the registry's answer to GET /v1/invoices/bundle is not what the API documents")
+                }
+                // The API also gives each invoice's amounts in tokens; the local bundle has base units only.
+                let kept: Set<String> = ["index", "leaf_hash", "proof", "received_raw", "paid_raw", "invoice"]
+                object["invoices"] = invoices.map { $0.filter { kept.contains($0.key) } }
+                return try Output.jsonObject(object)
+            }
+            let bundle = try storeOptions.open().bundle(account: account, from: fromTime, to: toTime)
             let object: [String: Any] = [
                 "account": bundle.account,
                 "received": bundle.received.description, "received_raw": bundle.received.rawString,
@@ -149,13 +211,20 @@ extension Provenance {
 }
 
 extension Provenance.LedgerCommand {
-    struct CheckpointCommand: ParsableCommand {
+    struct CheckpointCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Print the latest signed checkpoint (C2SP signed note).")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
-        func run() throws {
-            let checkpoint = try storeOptions.open().checkpoint()
+        func run() async throws {
+            let checkpoint: CheckpointInfo
+            if let client = try remote.client(storeOptions) {
+                let answer = try await client.call("the checkpoint") { try await $0.ledgerCheckpoint().ok.body.json }
+                checkpoint = try RegistryClient.domain(answer, as: CheckpointInfo.self, "the checkpoint")
+            } else {
+                checkpoint = try storeOptions.open().checkpoint()
+            }
             if output.json { return try Output.json(checkpoint) }
             print(checkpoint.note, terminator: "")
         }
@@ -172,7 +241,10 @@ extension Provenance.LedgerCommand {
         func run() async throws {
             let proof: InclusionProofInfo
             if let client = try remote.client(storeOptions) {
-                proof = try await client.json("/v1/ledger/inclusion-proof?index=\(invoice)\(size.map { "&size=\($0)" } ?? "")", as: InclusionProofInfo.self)
+                let answer = try await client.call("the inclusion proof") {
+                    try await $0.inclusionProof(query: .init(index: invoice, size: size)).ok.body.json
+                }
+                proof = try RegistryClient.domain(answer, as: InclusionProofInfo.self, "the inclusion proof")
             } else {
                 proof = try storeOptions.open().inclusionProof(index: invoice, size: size)
             }
@@ -195,7 +267,10 @@ extension Provenance.LedgerCommand {
         func run() async throws {
             let proof: ConsistencyProofInfo
             if let client = try remote.client(storeOptions) {
-                proof = try await client.json("/v1/ledger/consistency-proof?old_size=\(oldSize)\(newSize.map { "&new_size=\($0)" } ?? "")", as: ConsistencyProofInfo.self)
+                let answer = try await client.call("the consistency proof") {
+                    try await $0.consistencyProof(query: .init(oldSize: oldSize, newSize: newSize)).ok.body.json
+                }
+                proof = try RegistryClient.domain(answer, as: ConsistencyProofInfo.self, "the consistency proof")
             } else {
                 proof = try storeOptions.open().consistencyProof(oldSize: oldSize, newSize: newSize)
             }
@@ -207,14 +282,25 @@ extension Provenance.LedgerCommand {
 }
 
 extension Provenance {
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-derive everything: leaf hashes, roots, checkpoint and node signatures, every split, every balance, and every git object referenced.")
+            abstract: "Re-derive everything: leaf hashes, roots, checkpoint and node signatures, every split, every balance, and every git object referenced.",
+            discussion: """
+                With --registry URL (and any valid token) the registry verifies its own store and says what it \
+                found; to check a registry without trusting it, use `provenance audit`.
+                """)
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
-        func run() throws {
-            let report = try storeOptions.open().verify()
+        func run() async throws {
+            let report: VerifyReport
+            if let client = try remote.client(storeOptions) {
+                let answer = try await client.call("verify") { try await $0.verify().ok.body.json }
+                report = try RegistryClient.domain(answer, as: VerifyReport.self, "verify")
+            } else {
+                report = try storeOptions.open().verify()
+            }
             if output.json { try Output.json(report) } else if report.ok {
                 print("verified \(report.invoices) invoice(s), \(report.checkpoints) checkpoint(s), \(report.transfers) transfer(s), \(report.accounts) account(s), \(report.pendingCalls) pending call(s)")
             }

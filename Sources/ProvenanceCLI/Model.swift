@@ -2,6 +2,7 @@ import AttributionPlugins
 import ArgumentParser
 import Foundation
 import ProvenanceCore
+import RegistryAPI
 import SpanMatch
 
 extension Provenance {
@@ -13,17 +14,19 @@ extension Provenance {
 }
 
 extension Provenance.Model {
-    struct Register: ParsableCommand {
+    struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register a model version with the exact dataset commits and training logs it came from.",
             discussion: """
                 Writes one commit to the model's repository holding the training logs and a provenance.json \
                 manifest (dataset commits with their manifest SHA-256, training-log SHA-256s, the base version, \
                 the weights file's SHA-256 and size; weights are hashed, not stored), tagged with the version. \
-                Versions are immutable.
+                Versions are immutable. With --registry URL (and a developer token) the training logs are sent \
+                with the request and the registry writes the commit; --weights needs a local store.
                 """)
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
         @Argument(help: "MODEL@VERSION to register.")
@@ -50,7 +53,8 @@ extension Provenance.Model {
         @Option(name: .customLong("base-share"), help: ArgumentHelp("Parts per billion of this version's attribution that flow to the base version's own attribution (default 0).", valueName: "PPB"))
         var baseShare: UInt64?
 
-        func run() throws {
+        func run() async throws {
+            if let client = try remote.client(storeOptions) { return try await register(at: client) }
             let store = try storeOptions.open()
             let cwd = storeOptions.workingDirectory
             let request = ModelRegistrationRequest(
@@ -66,6 +70,28 @@ extension Provenance.Model {
             if output.json { return try Output.json(info) }
             print(info.commit)
         }
+
+        /// `POST /v1/models/{model}/versions`, the training logs carried in the request (base64).
+        func register(at client: RegistryClient) async throws {
+            guard weights == nil else {
+                throw ValidationError("--weights works only on a local store: the registry's API records no weights file (register without it, or on the store)")
+            }
+            let reference = try Names.parseModelVersion(self.reference)
+            let developer = try Identity(parsing: developer)
+            let logs = try trainingLogs.map { path -> Components.Schemas.TrainingLogUpload in
+                let url = URL(fileURLWithPath: path, relativeTo: storeOptions.workingDirectory).standardizedFileURL
+                guard let data = FileManager.default.contents(atPath: url.path) else { throw ValidationError("--training-log '\(path)' cannot be read") }
+                return .init(name: url.lastPathComponent, contentBase64: data.base64EncodedString())
+            }
+            let answer = try await client.call("the registration") {
+                try await $0.registerModelVersion(path: .init(model: reference.model), body: .json(.init(
+                    version: reference.version, developer: developer.description, datasets: datasets.isEmpty ? nil : datasets,
+                    base: base, plugin: plugin, baseSharePpb: baseShare, trainingLogs: logs.isEmpty ? nil : logs))).created.body.json
+            }
+            let info = try RegistryClient.domain(answer, as: ModelVersionInfo.self, "the registration")
+            if output.json { return try Output.json(info) }
+            print(info.commit)
+        }
     }
 
     struct List: AsyncParsableCommand {
@@ -78,8 +104,8 @@ extension Provenance.Model {
         func run() async throws {
             let models: [ModelSummary]
             if let client = try remote.client(storeOptions) {
-                struct Answer: Decodable { var models: [ModelSummary] }
-                models = try await client.json("/v1/models", as: Answer.self).models
+                let answer = try await client.call("the models") { try await $0.listModels().ok.body.json }
+                models = try RegistryClient.domain(answer.models, as: [ModelSummary].self, "the models")
             } else {
                 models = try storeOptions.open().modelSummaries()
             }
@@ -94,17 +120,27 @@ extension Provenance.Model {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show what a model version was made from.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
 
         @Argument(help: "MODEL@VERSION.")
         var reference: String
 
-        func run() throws {
-            let info = try storeOptions.open().showModel(try Names.parseModelVersion(reference))
+        func run() async throws {
+            let reference = try Names.parseModelVersion(self.reference)
+            let info: ModelVersionInfo
+            if let client = try remote.client(storeOptions) {
+                let answer = try await client.call("the model version") {
+                    try await $0.showModelVersion(path: .init(model: reference.model, version: reference.version)).ok.body.json
+                }
+                info = try RegistryClient.domain(answer, as: ModelVersionInfo.self, "the model version")
+            } else {
+                info = try storeOptions.open().showModel(reference)
+            }
             if output.json { return try Output.json(info) }
             print("model      \(info.model)@\(info.version)")
             print("commit     \(info.commit)")
@@ -143,9 +179,11 @@ extension Provenance {
 
         func run() async throws {
             let reference = try Names.parseModelVersion(self.reference)
-            if let client = try remote.client() {
-                guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
-                return show(try await client.json("/v1/models/\(reference.model)/versions/\(reference.version)/trace", as: Lineage.self))
+            if let client = try remote.client(storeOptions) {
+                let answer = try await client.call("the trace") {
+                    try await $0.traceModelVersion(path: .init(model: reference.model, version: reference.version)).ok.body.json
+                }
+                return show(try RegistryClient.domain(answer, as: Lineage.self, "the trace"))
             }
             let store = try storeOptions.open()
             let registry = pluginOptions.registry

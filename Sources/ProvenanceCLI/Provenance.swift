@@ -39,12 +39,36 @@ extension Provenance {
             if code == .success { exit(withError: error) }
             var message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             // A command without --registry works only on a local store: say that, not "unknown option".
-            for option in ["--registry", "--token-file"] where message.hasPrefix("Unknown option '\(option)") {
-                let command = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }.joined(separator: " ")
-                message = "provenance \(command) works only on a local store: drop \(option) (remote so far: add, trace, attribute, datasets, log, contributors, model list, invoice show, ledger proof, ledger consistency, account balance)"
+            for option in ["--registry", "--token-file", "--keys"] where message.hasPrefix("Unknown option '\(option)") {
+                message = localOnly(invokedCommand, dropping: option)
             }
             FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
             Foundation.exit(code.rawValue)
         }
+    }
+}
+
+extension Provenance {
+    /// The commands that run against a registry with --registry URL, for the line that refuses the others.
+    static let remoteCommands = "add, datasets, contributors, log, model register/list/show/set-plugin/plugin-history/price, trace, attribute, account deposit/withdraw/balance/statement, node add, call, settle, invoice show/list/bundle, ledger checkpoint/proof/consistency, verify"
+
+    /// `provenance SUBCOMMAND…` as invoked: the subcommand names, without arguments or options.
+    static var invokedCommand: String {
+        var names: [String] = []
+        var commands = configuration.subcommands
+        for argument in CommandLine.arguments.dropFirst() {
+            guard let next = commands.first(where: { $0._commandName == argument }) else { break }
+            names.append(argument)
+            commands = next.configuration.subcommands
+        }
+        return names.joined(separator: " ")
+    }
+
+    /// The one line that refuses a registry to a command that works only here.
+    static func localOnly(_ command: String, dropping option: String) -> String {
+        if command.hasPrefix("witness") {
+            return "provenance \(command) runs a witness on this machine, not against a registry: drop \(option)"
+        }
+        return "provenance \(command) works only on a local store: drop \(option) (against a registry: \(remoteCommands))"
     }
 }

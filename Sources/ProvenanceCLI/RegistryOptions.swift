@@ -37,8 +37,10 @@ struct RegistryOptions: ParsableArguments {
         return environment?.isEmpty == false ? environment : nil
     }
 
-    /// The client for the registry, or nil to work on the store; refuses both at once.
+    /// The client for the registry, or nil to work on the store; refuses both at once. An
+    /// explicit --store DIR wins over $PROVENANCE_REGISTRY, as an option wins over the environment.
     func client(_ storeOptions: StoreOptions) throws -> RegistryClient? {
+        if storeOptions.store != nil, registryURL == nil, tokenFile == nil { return nil }
         guard let client = try client() else { return nil }
         guard storeOptions.store == nil else { throw ValidationError("give either --store DIR or --registry URL, not both") }
         return client
@@ -65,35 +67,6 @@ extension RegistryClient {
             throw ValidationError("'\(value)' cannot be sent to a registry")
         }
         return encoded
-    }
-
-    /// `/v1/datasets/NAME/ROUTE` for `DATASET[@REV]`, with `?rev=` and any other query items.
-    static func datasetPath(_ reference: String, _ route: String, _ query: [String: String] = [:]) throws -> String {
-        let parsed = RevisionReference(parsing: reference)
-        try Names.validateDatasetName(parsed.name)
-        var items = query
-        if let revision = parsed.revision { items["rev"] = revision }
-        let text = try items.sorted { $0.key < $1.key }.map { "\($0.key)=\(try queryValue($0.value))" }.joined(separator: "&")
-        return "/v1/datasets/\(parsed.name)/\(route)" + (text.isEmpty ? "" : "?" + text)
-    }
-
-    /// The token's role and subject (`GET /v1/tokens/current`).
-    struct TokenInfo: Decodable { var role: String; var subject: String }
-
-    /// Sends `method path` with a JSON body (or none); returns status and body.
-    func send(_ method: String, _ path: String, json: Data? = nil) async throws -> (status: Int, body: Data) {
-        var request = authorized(path)
-        request.httpMethod = method
-        if let json {
-            request.httpBody = json
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        do {
-            let (data, response) = try await URLSession.shared.data(for: request)
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
-        } catch {
-            throw AuditError("cannot reach the registry at \(base): \(error.localizedDescription)")
-        }
     }
 
     /// PUTs the file at `file` as the body of `path`, streamed from disk.

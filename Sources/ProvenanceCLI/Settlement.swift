@@ -2,6 +2,7 @@ import AttributionPlugins
 import ArgumentParser
 import Foundation
 import ProvenanceCore
+import RegistryAPI
 
 /// `--raw`: amounts in base units instead of tokens.
 struct AmountOptions: ParsableArguments {
@@ -21,23 +22,37 @@ extension Provenance {
 }
 
 extension Provenance.Account {
-    struct Deposit: ParsableCommand {
+    struct Deposit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Move tokens from outside into an account (creating it).")
         @OptionGroup var movement: Movement
 
-        func run() throws {
-            try movement.run(verb: "deposited", preposition: "to") { store, amount, account, key in
+        func run() async throws {
+            try await movement.run(verb: "deposited", preposition: "to", remote: { client, amount, account, key in
+                switch try await client.deposit(path: .init(account: account), headers: .init(idempotencyKey: key),
+                                                 body: .json(.init(amount: amount.description))) {
+                case .created(let created): (try created.body.json, false)
+                case .ok(let replayed): (try replayed.body.json, true)
+                default: throw AuditError("the registry answered the deposit with a status the API does not document for it")
+                }
+            }) { store, amount, account, key in
                 try store.deposit(amount, to: account, idempotencyKey: key)
             }
         }
     }
 
-    struct Withdraw: ParsableCommand {
+    struct Withdraw: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Move tokens out of an account; never beyond its balance.")
         @OptionGroup var movement: Movement
 
-        func run() throws {
-            try movement.run(verb: "withdrew", preposition: "from") { store, amount, account, key in
+        func run() async throws {
+            try await movement.run(verb: "withdrew", preposition: "from", remote: { client, amount, account, key in
+                switch try await client.withdraw(path: .init(account: account), headers: .init(idempotencyKey: key),
+                                                  body: .json(.init(amount: amount.description))) {
+                case .created(let created): (try created.body.json, false)
+                case .ok(let replayed): (try replayed.body.json, true)
+                default: throw AuditError("the registry answered the withdrawal with a status the API does not document for it")
+                }
+            }) { store, amount, account, key in
                 try store.withdraw(amount, from: account, idempotencyKey: key)
             }
         }
@@ -46,6 +61,7 @@ extension Provenance.Account {
     /// What deposit and withdraw share: the account, the amount, and how the transfer is shown.
     struct Movement: ParsableArguments {
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var amounts: AmountOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The account, e.g. alice@example.org or node:gpu1.") var account: String
@@ -54,8 +70,20 @@ extension Provenance.Account {
                 help: ArgumentHelp("Retrying with the same key, account and amount moves the money once.", valueName: "KEY"))
         var idempotencyKey: String?
 
-        func run(verb: String, preposition: String, _ move: (Store, TokenAmount, String, String?) throws -> MoneyMovement) throws {
-            let movement = try move(try storeOptions.open(), try amounts.parse(amount), account, idempotencyKey)
+        func run(verb: String, preposition: String,
+                 remote send: (Client, TokenAmount, String, String?) async throws -> (Components.Schemas.Transfer, Bool),
+                 _ move: (Store, TokenAmount, String, String?) throws -> MoneyMovement) async throws {
+            let movement: MoneyMovement
+            if let client = try remote.client(storeOptions) {
+                try Accounts.validate(account)
+                let amount = try amounts.parse(amount)
+                let (transfer, replayed) = try await client.call("the \(verb == "deposited" ? "deposit" : "withdrawal")") {
+                    try await send($0, amount, account, idempotencyKey)
+                }
+                movement = MoneyMovement(transfer: try RegistryAnswers.transfer(transfer), replayed: replayed)
+            } else {
+                movement = try move(try storeOptions.open(), try amounts.parse(amount), account, idempotencyKey)
+            }
             if output.json { return try Output.json(movement.transfer) }
             print("\(verb) \(amounts.show(movement.transfer.amount)) \(preposition) \(account)\(movement.replayed ? " (already done under this key)" : "")")
         }
@@ -73,12 +101,8 @@ extension Provenance.Account {
             let balance: TokenAmount
             if let client = try remote.client(storeOptions) {
                 try Accounts.validate(account)
-                struct Answer: Decodable { var balance_raw: String }
-                let answer = try await client.json("/v1/accounts/\(try RegistryClient.queryValue(account))/balance", as: Answer.self)
-                guard let amount = TokenAmount(rawString: answer.balance_raw) else {
-                    throw AuditError("the registry's balance '\(answer.balance_raw.prefix(80))' is not an amount")
-                }
-                balance = amount
+                let answer = try await client.call("the balance") { try await $0.accountBalance(path: .init(account: account)).ok.body.json }
+                balance = try RegistryAnswers.amount(answer.balanceRaw, "balance")
             } else {
                 balance = try storeOptions.open().balance(of: account)
             }
@@ -90,7 +114,7 @@ extension Provenance.Account {
         }
     }
 
-    struct Statement: ParsableCommand {
+    struct Statement: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every transfer in or out of an account, with the batch or invoice it came from.",
             discussion: """
@@ -99,14 +123,24 @@ extension Provenance.Account {
                 reservation, the calls), so every call that paid the account shows.
                 """)
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var amounts: AmountOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The account.") var account: String
         @Flag(name: .customLong("invoices"), help: "Expand each batch line into the invoices (or reserved calls) it sums.")
         var expand = false
 
-        func run() throws {
-            let lines = try storeOptions.open().statement(of: account, expand: expand)
+        func run() async throws {
+            let lines: [StatementLine]
+            if let client = try remote.client(storeOptions) {
+                try Accounts.validate(account)
+                let answer = try await client.call("the statement") {
+                    try await $0.accountStatement(path: .init(account: account), query: .init(invoices: expand ? ._true : nil)).ok.body.json
+                }
+                lines = try answer.transfers.map(RegistryAnswers.statementLine)
+            } else {
+                lines = try storeOptions.open().statement(of: account, expand: expand)
+            }
             if output.json { return try Output.json(lines) }
             var rows: [[String]] = []
             for line in lines {
@@ -128,19 +162,44 @@ extension Provenance {
         static let configuration = CommandConfiguration(abstract: "Register inference nodes.", subcommands: [AddNode.self])
     }
 
-    struct AddNode: ParsableCommand {
+    struct AddNode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add",
-            abstract: "Create a node: its Ed25519 key pair in keys/ (private key mode 0600) and its account node:NAME.")
+            abstract: "Create a node: its Ed25519 key pair in keys/ (private key mode 0600) and its account node:NAME.",
+            discussion: """
+                With --registry URL the key pair is made here, in --keys DIR (as node-NAME.ed25519, mode 0600; an \
+                existing one is used), and only the public key is sent: the registry never sees the private key.
+                """)
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
+        @OptionGroup var nodeKeys: NodeKeyOptions
         @OptionGroup var amounts: AmountOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The node's name.") var name: String
         @Option(help: ArgumentHelp("Move this much from node:NAME (deposit it first) into stake:NAME.", valueName: "AMOUNT"))
         var stake: String?
 
-        func run() throws {
-            let node = try storeOptions.open().addNode(name, stake: try stake.map(amounts.parse) ?? .zero)
+        func run() async throws {
+            let node: (name: String, publicKey: String, stake: TokenAmount)
+            if let client = try remote.client(storeOptions) {
+                try Names.validateNodeName(name)
+                let stake = try stake.map(amounts.parse)
+                let keys = try nodeKeys.keyStore(for: "node add")
+                let (publicKey, created) = try keys.nodePublicKey(name, creatingIfMissing: true)
+                do {
+                    let answer = try await client.call("the node") {
+                        try await $0.registerNode(body: .json(.init(name: name, publicKey: publicKey, stake: stake?.description))).created.body.json
+                    }
+                    node = (answer.name, answer.publicKey, try RegistryAnswers.amount(answer.stakeRaw, "stake"))
+                } catch {
+                    if created { keys.removeNodeKey(name) }  // a key made for a registration that did not happen
+                    throw error
+                }
+            } else {
+                guard nodeKeys.keys == nil else { throw ValidationError("--keys is for --registry: a local store keeps its nodes' keys in its keys/ folder") }
+                let added = try storeOptions.open().addNode(name, stake: try stake.map(amounts.parse) ?? .zero)
+                node = (added.name, added.publicKey, added.stake)
+            }
             if output.json {
                 struct JSON: Encodable { var name: String; var public_key: String; var stake: String; var account: String }
                 return try Output.json(JSON(name: node.name, public_key: node.publicKey, stake: node.stake.description, account: "node:\(node.name)"))
@@ -150,8 +209,24 @@ extension Provenance {
     }
 }
 
+/// `--keys DIR`: where a node's private key lives when calls go to a registry, which never
+/// holds it. The files are the ones a store keeps in keys/ (node-NAME.ed25519), so a store's
+/// keys/ folder serves as well.
+struct NodeKeyOptions: ParsableArguments {
+    @Option(name: .customLong("keys"), help: ArgumentHelp("With --registry: the folder holding the node's private key, node-NAME.ed25519 (a store's keys/ folder does).",
+                                                          valueName: "DIR"))
+    var keys: String?
+
+    func keyStore(for command: String) throws -> KeyStore {
+        guard let keys else {
+            throw ValidationError("provenance \(command) --registry signs with the node's own key, which the registry never holds: give --keys DIR, the folder with node-NAME.ed25519")
+        }
+        return KeyStore(folder: URL(fileURLWithPath: keys, isDirectory: true))
+    }
+}
+
 extension Provenance.Model {
-    struct PriceCommand: ParsableCommand {
+    struct PriceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "price",
             abstract: "Set a model's price, the split of every fee over the roles, and its latency SLO.",
@@ -162,6 +237,7 @@ extension Provenance.Model {
                 of the node's share is refunded to the caller.
                 """)
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var amounts: AmountOptions
         @Argument(help: "The model.") var model: String
         @Option(name: .customLong("input-per-1k"), help: ArgumentHelp("Price of 1,000 input tokens.", valueName: "AMOUNT")) var inputPer1k: String
@@ -176,11 +252,25 @@ extension Provenance.Model {
             if sloPenaltyBps > 0 && sloMs == nil { throw ValidationError("--slo-penalty-bps needs --slo-ms") }
         }
 
-        func run() throws {
+        func run() async throws {
             let price = Price(inputPer1k: try amounts.parse(inputPer1k), outputPer1k: try amounts.parse(outputPer1k),
                               minFee: try amounts.parse(minFee), split: try split.map(RoleSplit.init(parsing:)) ?? .standard,
                               sloMilliseconds: sloMs, sloPenaltyBps: sloPenaltyBps)
-            try storeOptions.open().setPrice(price, model: model)
+            if let client = try remote.client(storeOptions) {
+                try Names.validateModelName(model)
+                let bps = price.split.bps
+                let split = Components.Schemas.SetPriceRequest.SplitPayload(
+                    developer: Int(bps[.developer] ?? 0), data: Int(bps[.data] ?? 0), node: Int(bps[.node] ?? 0),
+                    platform: Int(bps[.platform] ?? 0), router: bps[.router].map(Int.init))
+                guard sloMs.map({ (1...UInt64(Int64.max)).contains($0) }) ?? true else { throw ValidationError("--slo-ms must be between 1 and \(Int64.max)") }
+                _ = try await client.call("the price") {
+                    try await $0.setModelPrice(path: .init(model: model), body: .json(.init(
+                        inputPer1k: price.inputPer1k.description, outputPer1k: price.outputPer1k.description, minFee: price.minFee.description,
+                        split: split, sloMs: sloMs.map(Int.init), sloPenaltyBps: Int(sloPenaltyBps)))).ok.body.json
+                }
+            } else {
+                try storeOptions.open().setPrice(price, model: model)
+            }
             print("\(model): \(amounts.show(price.inputPer1k)) per 1k input, \(amounts.show(price.outputPer1k)) per 1k output, min fee \(amounts.show(price.minFee)), split \(price.split.description)\(price.sloMilliseconds.map { ", SLO \($0) ms (penalty \(price.sloPenaltyBps) bps)" } ?? "")")
         }
     }
@@ -189,8 +279,14 @@ extension Provenance.Model {
 extension Provenance {
     struct Call: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Report a call of a model version, signed by the node, and settle it (or reserve its fee with --defer).")
+            abstract: "Report a call of a model version, signed by the node, and settle it (or reserve its fee with --defer).",
+            discussion: """
+                With --registry URL (and a node token) the record is signed here with the node's key from --keys DIR \
+                and sent to the registry, which checks the signature against the node's registered key.
+                """)
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
+        @OptionGroup var nodeKeys: NodeKeyOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var pluginOptions: PluginOptions
         @Argument(help: "MODEL@VERSION.") var reference: String
@@ -205,7 +301,10 @@ extension Provenance {
         @Flag(name: .customLong("defer"), help: "Reserve the fee now and settle later with `provenance settle`.") var deferred = false
 
         func run() async throws {
-            let store = try storeOptions.open()
+            let client = try remote.client(storeOptions)
+            if client == nil, nodeKeys.keys != nil {
+                throw ValidationError("--keys is for --registry: a local store signs with its nodes' keys in its keys/ folder")
+            }
             var outputSHA256: String?
             var outputText: String?
             if let outputFile {
@@ -218,25 +317,64 @@ extension Provenance {
             let request = CallRequest(reference: try Names.parseModelVersion(reference), caller: caller, node: node, router: router,
                                       inputTokens: inputTokens, outputTokens: outputTokens, latencyMilliseconds: latencyMs,
                                       outputSHA256: outputSHA256, idempotencyKey: idempotencyKey, outputText: outputText)
-            let outcome = try await store.call(request, deferred: deferred, resolver: pluginOptions.registry)
+            let outcome: CallOutcome
+            if let client {
+                outcome = try await submit(request, to: client)
+            } else {
+                outcome = try await storeOptions.open().call(request, deferred: deferred, resolver: pluginOptions.registry)
+            }
             if output.json { return try Output.json(outcome) }
             switch outcome.status {
             case .settled: print("invoice \(outcome.invoice!): fee \(outcome.fee)\(outcome.replayed ? " (already settled)" : "")")
             case .pending: print("pending: fee \(outcome.fee) reserved\(outcome.replayed ? " (already reserved)" : ""); `provenance settle` settles it")
             }
         }
+
+        /// Builds the record as a local call does (`Store.call`), signs it with the node's key
+        /// from --keys, and submits it (`POST /v1/calls`).
+        func submit(_ request: CallRequest, to client: RegistryClient) async throws -> CallOutcome {
+            try Names.validateNodeName(request.node)
+            let record = CallRecord(caller: request.caller, model: request.reference.model, version: request.reference.version,
+                                    node: request.node, router: request.router, inputTokens: request.inputTokens,
+                                    outputTokens: request.outputTokens, latencyMilliseconds: request.latencyMilliseconds,
+                                    outputSHA256: request.outputSHA256 ?? request.outputText.map { SHA256Digest.hex(of: Data($0.utf8)) },
+                                    idempotencyKey: request.idempotencyKey ?? UUID().uuidString.lowercased())
+            let signature = try CallSignature.sign(record, with: try nodeKeys.keyStore(for: "call").nodeKey(request.node))
+            guard case .single(let signatureBytes) = signature else { throw AuditError("a single call's signature must be single") }
+            let body = Components.Schemas.SubmitCallRequest(
+                record: .init(caller: record.caller, model: record.model, version: record.version, node: record.node, router: record.router,
+                              inputTokens: record.inputTokens, outputTokens: record.outputTokens, latencyMs: record.latencyMilliseconds,
+                              outputSha256: record.outputSHA256, idempotencyKey: record.idempotencyKey),
+                signature: .init(kind: .single, signature: signatureBytes.base64EncodedString()),
+                deferred: deferred ? true : nil, outputText: request.outputText)
+            let answer = try await client.call("the call") { client in
+                switch try await client.submitCall(headers: .init(idempotencyKey: record.idempotencyKey), body: .json(body)) {
+                case .created(let created): try created.body.json
+                case .ok(let replayed): try replayed.body.json
+                default: throw AuditError("the registry answered the call with a status the API does not document for it")
+                }
+            }
+            return try RegistryClient.domain(answer, as: CallOutcome.self, "the call")
+        }
     }
 
     struct Settle: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Settle every pending (deferred) call as one batch.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var remote: RegistryOptions
         @OptionGroup var output: OutputOptions
         @OptionGroup var pluginOptions: PluginOptions
         @OptionGroup var progress: ProgressOptions
 
         func run() async throws {
-            let store = try storeOptions.open()
-            let report = try await progress.run { try await store.settlePending(resolver: pluginOptions.registry) }
+            let report: SettlementReport
+            if let client = try remote.client(storeOptions) {
+                let answer = try await client.call("the settlement") { try await $0.settlePending().ok.body.json }
+                report = try RegistryClient.domain(answer, as: SettlementReport.self, "the settlement")
+            } else {
+                let store = try storeOptions.open()
+                report = try await progress.run { try await store.settlePending(resolver: pluginOptions.registry) }
+            }
             if output.json { return try Output.json(report) }
             if report.settled == 0 { return print("nothing to settle") }
             print("settled \(report.settled) call(s) as \(report.batch!): invoices \(report.invoices.first!)-\(report.invoices.last!), ledger size \(report.treeSize)")

@@ -8,6 +8,12 @@ import Testing
 @Suite struct RemoteCommandTests {
     /// A store with two contributors' data, a model `m@1` trained on it and `m@2` on top, served.
     static func served() throws -> (CLIHarness, LiveRegistry) {
+        let cli = try seeded()
+        return (cli, try LiveRegistry(store: cli.store))
+    }
+
+    /// The store `served` serves, not yet served.
+    static func seeded() throws -> CLIHarness {
         let cli = try CLIHarness()
         try cli.write("poems/a.txt", "first poem\nline two\n")
         try cli.must("add", "poems", "poems", "--contributor", "Ada Lovelace <ada@example.org>", "-m", "poems")
@@ -24,7 +30,7 @@ import Testing
             try cli.must("call", "m@2", "--caller", "alice", "--node", "gpu1", "--input-tokens", "1000", "--output-tokens", "10",
                          "--latency-ms", "50", "--idempotency-key", key)
         }
-        return (cli, try LiveRegistry(store: cli.store))
+        return cli
     }
 
     /// Runs `arguments` on the store, then from another folder against the registry, and

@@ -35,6 +35,15 @@ public struct KeyStore {
         return key
     }
 
+    /// Node `name`'s public key (raw, base64), made with its key pair first when this folder has
+    /// none yet (a node registering with a registry, which never sees the private key); and
+    /// whether it was made now.
+    public func nodePublicKey(_ name: String, creatingIfMissing create: Bool) throws -> (publicKey: String, created: Bool) {
+        if let key = try load("node-\(name)") { return (key.publicKey.rawRepresentation.base64EncodedString(), false) }
+        guard create else { return try (nodeKey(name).publicKey.rawRepresentation.base64EncodedString(), false) }
+        return (try createNodeKey(name).publicKey.rawRepresentation.base64EncodedString(), true)
+    }
+
     public func removeNodeKey(_ name: String) {
         try? FileManager.default.removeItem(at: file("node-\(name)"))
     }

@@ -21,6 +21,20 @@ public struct Transfer: Sendable, Equatable {
     /// SHA-256 chaining this transfer to the previous one, so any edit shows.
     public var hash: String
 
+    public init(sequence: Int64, from: String, to: String, amount: TokenAmount, cause: Cause, invoice: Int?, call: String?,
+                batch: Int64?, createdAt: Int64, hash: String) {
+        self.sequence = sequence
+        self.from = from
+        self.to = to
+        self.amount = amount
+        self.cause = cause
+        self.invoice = invoice
+        self.call = call
+        self.batch = batch
+        self.createdAt = createdAt
+        self.hash = hash
+    }
+
     /// The hash of this transfer given the previous transfer's hash.
     public func computeHash(previous: String) -> String {
         var members: [String: CanonicalValue] = [

@@ -192,6 +192,12 @@ public struct StatementLine: Sendable, Encodable {
         public var call: String?
         public var amount: TokenAmount
 
+        public init(invoice: Int?, call: String?, amount: TokenAmount) {
+            self.invoice = invoice
+            self.call = call
+            self.amount = amount
+        }
+
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(invoice, forKey: .invoice)
@@ -209,6 +215,11 @@ public struct StatementLine: Sendable, Encodable {
     public var transfer: Transfer
     /// Nil unless expanded, and for transfers that are not batch lines.
     public var items: [Item]?
+
+    public init(transfer: Transfer, items: [Item]?) {
+        self.transfer = transfer
+        self.items = items
+    }
 
     public func encode(to encoder: any Encoder) throws {
         try transfer.encode(to: encoder)

@@ -63,6 +63,11 @@ public struct CallOutcome: Codable, Sendable, Equatable {
 public struct MoneyMovement: Sendable {
     public var transfer: Transfer
     public var replayed: Bool
+
+    public init(transfer: Transfer, replayed: Bool) {
+        self.transfer = transfer
+        self.replayed = replayed
+    }
 }
 
 /// What `settle` did.
