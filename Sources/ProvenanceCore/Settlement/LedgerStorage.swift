@@ -48,19 +48,6 @@ public struct Transfer: Sendable, Equatable {
     }
 
     public static let genesisHash = String(repeating: "0", count: 64)
-
-    public init(sequence: Int64, from: String, to: String, amount: TokenAmount, cause: Cause, invoice: Int?, call: String?, batch: Int64?, createdAt: Int64, hash: String) {
-        self.sequence = sequence
-        self.from = from
-        self.to = to
-        self.amount = amount
-        self.cause = cause
-        self.invoice = invoice
-        self.call = call
-        self.batch = batch
-        self.createdAt = createdAt
-        self.hash = hash
-    }
 }
 
 extension Transfer: Encodable {
