@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "RegistryTests",
             dependencies: [
-                "RegistryService", "ProvenanceCore", "AttributionPlugins", "ProvenanceTestSupport", "provenance",
+                "RegistryService", "ProvenanceCore", "AttributionPlugins", "ProvenanceTestSupport", "provenance", "PostgresStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

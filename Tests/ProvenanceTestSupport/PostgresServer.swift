@@ -115,6 +115,19 @@ public final class PostgresServer: @unchecked Sendable {
             .filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }.joined(separator: "\n")
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are cut, the data stays) until `resume`.
+    public func pause() throws {
+        let stopped = try server("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
+        guard stopped.succeeded else { throw FixtureError("pg_ctl stop failed: \(stopped)") }
+    }
+
+    /// Starts a paused server again on the same port.
+    public func resume() throws {
+        let options = "-p \(port) -c listen_addresses=127.0.0.1 -k \(folder.path) -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        let started = try server("pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start"])
+        guard started.succeeded else { throw FixtureError("pg_ctl start failed: \(started)") }
+    }
+
     /// Stops the server at once (`pg_ctl stop -m immediate`) and removes its folder. Safe to call twice.
     public func stop() {
         let wasRunning = lock.withLock { () -> Bool in

@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import HTTPTypes
 import HummingbirdTesting
+import PostgresStorage
 import ProvenanceCore
 import ProvenanceTestSupport
 import Testing
@@ -84,6 +85,7 @@ import Testing
             for try await part in group { all += part }
             return all
         }
+        #expect(results.contains { $0.status == 0 }, "no request met the killed replica: the kill was not mid-load")
         replicas[1].process.waitUntilExit()
         #expect(replicas[1].process.terminationReason == .uncaughtSignal)
 
@@ -135,5 +137,75 @@ import Testing
         let report = try reader.verify()
         #expect(report.ok, "\(report.failure ?? "")")
         #expect(report.invoices == invoices.count)
+    }
+
+    /// A POST whose answer's Retry-After header is kept too.
+    static func postWithRetry(_ base: String, token: String, json: Data, key: String) async -> (status: Int, body: String, retryAfter: String?) {
+        var request = URLRequest(url: URL(string: base + "/v1/calls")!)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue(key, forHTTPHeaderField: "Idempotency-Key")
+        request.timeoutInterval = 30
+        request.httpBody = json
+        guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else {
+            return (0, "", nil)
+        }
+        return (http.statusCode, String(decoding: data, as: UTF8.self), http.value(forHTTPHeaderField: "Retry-After"))
+    }
+
+    /// PostgreSQL going away under load: calls get a clear 503 (JSON, with Retry-After), the
+    /// replica keeps serving, and calls settle again once the database is back, by themselves.
+    @Test(.enabled(if: PostgresServer.isAvailable, "needs PostgreSQL (initdb in /usr/lib/postgresql/15/bin)"))
+    func aDatabaseRestartUnderLoadAnswers503AndRecovers() async throws {
+        let server = try PostgresServer()
+        try server.start()
+        defer { server.stop() }
+        try server.createDatabase("store")
+        PostgresRegistryIndex.register()
+        let fixture = try RegistryFixture(database: server.url(database: "store"))
+        let signer = NodeSigner()
+        try await fixture.app().test(.router) { client in
+            try await fixture.market(client)
+            try await fixture.priceAndFund(client, key: signer, callers: ["alice"], deposit: "1000")
+        }
+        let replica = try LiveRegistry(store: fixture.store.root)
+        var answers: [(phase: Int, key: String, status: Int, body: String, retryAfter: String?)] = []
+        var n = 0
+        func call(_ phase: Int) async throws {
+            n += 1
+            let key = "k\(n)"
+            let body = try JSONSerialization.data(withJSONObject: try SignedCall(caller: "alice", key: key, signer: signer).body())
+            let answer = await Self.postWithRetry(replica.base, token: fixture.node, json: body, key: key)
+            answers.append((phase, key, answer.status, answer.body, answer.retryAfter))
+        }
+        for _ in 0..<20 { try await call(0) }
+        try server.pause()
+        for _ in 0..<10 { try await call(1) }
+        try server.resume()
+        // The replica reconnects by itself: within a few seconds calls settle again.
+        let deadline = Date().addingTimeInterval(20)
+        repeat {
+            try await call(2)
+        } while answers.last?.status != 201 && Date() < deadline
+        for _ in 0..<20 { try await call(3) }
+
+        #expect(answers.filter { $0.phase == 0 }.allSatisfy { $0.status == 201 }, "\(answers.filter { $0.phase == 0 }.map(\.status))")
+        let down = answers.filter { $0.phase == 1 }
+        #expect(down.allSatisfy { $0.status == 503 }, "\(down.map { "\($0.status) \($0.body)" })")
+        for answer in down where answer.status == 503 {
+            #expect(answer.retryAfter != nil)
+            #expect(answer.body.hasPrefix(#"{"error":{"code":"unavailable","message":"#), "\(answer.body)")
+        }
+        #expect(answers.filter { $0.phase == 3 }.allSatisfy { $0.status == 201 }, "\(answers.filter { $0.phase == 3 }.map(\.body))")
+        replica.stop()
+
+        // Exactly the acknowledged calls are in the ledger, and it verifies.
+        let store = try Store.open(at: fixture.store.root)
+        let invoices = try store.ledger.readLedger { try $0.allInvoices() }.map { try Invoice(canonicalBytes: $0.bytes, terms: store.terms(sha256:)) }
+        #expect(Set(invoices.map(\.record.idempotencyKey)) == Set(answers.filter { $0.status == 201 }.map(\.key)))
+        #expect(invoices.count == answers.filter { $0.status == 201 }.count)
+        let report = try store.verify()
+        #expect(report.ok, "\(report.failure ?? "")")
     }
 }
