@@ -9,8 +9,9 @@ deps:
 build: deps
 	$(SWIFT) build --product provenance
 
+# Every suite on SQLite, then the suites that open a store again on PostgreSQL (scripts/test.sh).
 test: deps
-	$(SWIFT) test --parallel
+	SWIFT=$(SWIFT) scripts/test.sh
 
 demo: build
 	@scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/provenance"

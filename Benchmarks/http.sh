@@ -20,6 +20,10 @@
 #   THREADS         wrk threads (default 2)
 #   CALLS           signed records prepared per run; a run stops early when they run out (default 60000)
 #   PER_REQUEST     records per request in the third run, deferred through POST /v1/calls/batch (default 100)
+#   RUNS            which runs, of "realtime deferred batched settle" (default: all four)
+#   DATABASE        a postgres:// URL of an empty database: the store keeps its state there
+#   REPLICAS        `provenance serve` processes on the store (default 1; more need DATABASE);
+#                   the connections and records are split evenly, one wrk per replica
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DURATION=${DURATION:-10}
@@ -30,6 +34,8 @@ SIGN_BATCH=${SIGN_BATCH:-256}
 THREADS=${THREADS:-2}
 CALLS=${CALLS:-60000}
 PER_REQUEST=${PER_REQUEST:-100}
+RUNS=${RUNS:-realtime deferred batched settle}
+REPLICAS=${REPLICAS:-1}
 
 require_tools http.sh wrk python3 awk
 python3 -c 'import cryptography' 2>/dev/null || { echo "http.sh: python3's cryptography package is required (apt-get install python3-cryptography)" >&2; exit 2; }
@@ -38,8 +44,11 @@ PROVENANCE_BIN=$BIN
 
 work=$(mktemp -d)
 server=""
+servers=()
 cleanup() {
-  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
+  for pid in "${servers[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -156,40 +165,91 @@ function done(summary, latency, requests)
 end
 EOF
 
-start_server error
+ports=()
+for replica in $(seq 1 "$REPLICAS"); do
+  start_server error "$replica"
+  servers+=("$server")
+  ports+=("$port")
+done
+# Each replica's wrk replays every REPLICAS-th record.
+for mode in realtime deferred batched; do
+  for replica in $(seq 0 $((REPLICAS - 1))); do
+    awk -v n="$REPLICAS" -v r="$replica" '(NR - 1) % n == r' "$work/$mode.tsv" > "$work/$mode.$replica.tsv"
+  done
+done
 
 # The server's CPU time so far, in clock ticks (user + system): divided by the calls of a run it
 # gives the CPU each call cost, a figure that other load on the machine disturbs far less than
 # calls per second.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+cpu_ticks() { for pid in "${servers[@]}"; do awk '{ print $14 + $15 }' "/proc/$pid/stat"; done | awk '{ sum += $1 } END { print sum }'; }
 ticks_per_second=$(getconf CLK_TCK)
 
 run() {  # mode [route [records per request]] → "requests-ok failed seconds p50ms p99ms server-cpu-µs-per-record"
   local before after per=${3:-1}
   before=$(cpu_ticks)
-  wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:$port" \
-    -- "$work/$1.tsv" "$THREADS" "$token" "${2:-/v1/calls}" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' | {
+  # One wrk per replica, at once; their counts add up, and the slowest sets seconds, p50 and p99.
+  for replica in $(seq 0 $((REPLICAS - 1))); do
+    wrk -t "$THREADS" -c $((CONNECTIONS / REPLICAS)) -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:${ports[$replica]}" \
+      -- "$work/$1.$replica.tsv" "$THREADS" "$token" "${2:-/v1/calls}" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' > "$work/wrk.$replica" &
+  done
+  wait  # (this runs in a subshell: its jobs are the wrks only)
+  cat "$work"/wrk.* | awk '{ ok += $1; bad += $2; if ($3 > s) s = $3; if ($4 > p50) p50 = $4; if ($5 > p99) p99 = $5 }
+                           END { print ok, bad, s, p50, p99 }' | {
     read -r ok bad seconds p50 p99
     after=$(cpu_ticks)
     echo "$ok $bad $seconds $p50 $p99 $(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / (($ok + $bad) * $per) }")"
   }
+  rm -f "$work"/wrk.*
 }
 
-echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores"
-read -r ok bad seconds p50 p99 cpu <<<"$(run realtime)"
-printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d not 201)\n' \
-  "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+# What the store's state holds, in bytes (the SQLite file after a checkpoint, or the database's
+# size), and with DATABASE and pg_stat_statements, the statements the database has run so far.
+state_bytes() {
+  if [ -n "${DATABASE:-}" ]; then psql "$DATABASE" -qAtX -c "SELECT pg_database_size(current_database())"
+  else sqlite3 "$store/registry.sqlite" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null 2>&1 || true; stat -c %s "$store/registry.sqlite"; fi
+}
+statements() {
+  [ -n "${DATABASE:-}" ] && psql "$DATABASE" -qAtX -c "SELECT sum(calls) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())" 2>/dev/null || echo ""
+}
+measure_before() { bytes_before=$(state_bytes); statements_before=$(statements); }
+# per_call RECORDS: "N bytes/call[, M statements/call]" since measure_before.
+per_call() {
+  local bytes statements_now
+  bytes=$(awk "BEGIN { print ($(state_bytes) - $bytes_before) / $1 }")
+  statements_now=$(statements)
+  if [ -n "$statements_now" ] && [ -n "$statements_before" ]; then
+    printf '%.0f B/call, %.1f statements/call' "$bytes" "$(awk "BEGIN { print ($statements_now - $statements_before) / $1 }")"
+  else
+    printf '%.0f B/call' "$bytes"
+  fi
+}
+wants() { [[ " $RUNS " == *" $1 "* ]]; }
 
-read -r ok bad seconds p50 p99 cpu <<<"$(run deferred)"
-printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d not 201)\n' \
-  "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores, $REPLICAS replica(s) on ${DATABASE:+PostgreSQL}${DATABASE:-SQLite}"
+deferred_seconds=0
+if wants realtime; then
+  measure_before
+  read -r ok bad seconds p50 p99 cpu <<<"$(run realtime)"
+  printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)\n' \
+    "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad"
+fi
 
-deferred_seconds=$seconds
-read -r ok bad seconds p50 p99 cpu <<<"$(run batched /v1/calls/batch "$PER_REQUEST")"
-deferred_seconds=$(awk "BEGIN { print $deferred_seconds + $seconds }")
-printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d requests not 200)\n' \
-  "deferred, $PER_REQUEST a request (/batch)" "$((ok * PER_REQUEST))" "$(awk "BEGIN { print $ok * $PER_REQUEST / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+if wants deferred; then
+  measure_before
+  read -r ok bad seconds p50 p99 cpu <<<"$(run deferred)"
+  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)\n' \
+    "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad"
+  deferred_seconds=$seconds
+fi
 
+if wants batched; then
+  read -r ok bad seconds p50 p99 cpu <<<"$(run batched /v1/calls/batch "$PER_REQUEST")"
+  deferred_seconds=$(awk "BEGIN { print $deferred_seconds + $seconds }")
+  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d requests not 200)\n' \
+    "deferred, $PER_REQUEST a request (/batch)" "$((ok * PER_REQUEST))" "$(awk "BEGIN { print $ok * $PER_REQUEST / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+fi
+
+if wants settle; then
 read -r settled settle <<<"$(python3 - "http://127.0.0.1:$port/v1/settlements" "$admin" <<'EOF'
 import json, sys, time, urllib.request
 request = urllib.request.Request(sys.argv[1], method="POST", headers={"Authorization": f"Bearer {sys.argv[2]}"})
@@ -201,5 +261,6 @@ EOF
 printf '%-34s %8d calls  %6.0f settled calls/s  in one batch of %.2f s; end to end %.0f settled calls/s\n' \
   "batch (POST /v1/settlements)" "$settled" "$(awk "BEGIN { print $settled / $settle }")" "$settle" \
   "$(awk "BEGIN { print $settled / ($deferred_seconds + $settle) }")"
+fi
 
 pv verify >/dev/null && echo "verify: ok"

@@ -5,9 +5,10 @@
 pv() { "$PROVENANCE_BIN" "$@" --store "$store"; }
 
 # seed_store: a store with one dataset `text` (Ann and Bo) and a model m@1 trained on it.
+# With DATABASE (a postgres:// URL of an empty database), the store keeps its state there.
 seed_store() {
   store="$work/store"
-  "$PROVENANCE_BIN" init --store "$store" >/dev/null
+  "$PROVENANCE_BIN" init --store "$store" ${DATABASE:+--database "$DATABASE"} >/dev/null
   (cd "$work" && printf 'a\n' > a.txt && printf 'b\n' > b.txt \
     && pv add text a.txt --contributor "Ann <ann@example.org>" >/dev/null \
     && pv add text b.txt --contributor "Bo <bo@example.org>" >/dev/null)
@@ -18,13 +19,13 @@ seed_store() {
 # pid) and waits until /healthz answers. Logs go to $work/server.log.
 start_server() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-  "$PROVENANCE_BIN" serve --store "$store" --host 127.0.0.1 --port "$port" --log-level "$1" >"$work/server.log" 2>&1 &
+  "$PROVENANCE_BIN" serve --store "$store" --host 127.0.0.1 --port "$port" --log-level "$1" >"$work/server${2:-}.log" 2>&1 &
   server=$!
   for _ in $(seq 1 100); do
     if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
   echo "the server did not answer /healthz; its log:" >&2
-  cat "$work/server.log" >&2
+  cat "$work/server${2:-}.log" >&2
   return 1
 }

@@ -9,6 +9,8 @@ pkg-config --exists libdivsufsort 2>/dev/null || missing+=(libdivsufsort-dev pkg
 pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v git >/dev/null || missing+=(git)
+# PostgreSQL 15: the second half of `make test` runs the suites with every store in a database.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -49,6 +49,22 @@ public final class PostgresRegistryIndex: RegistryIndex, DatabaseBacked, @unchec
         return PostgresConnectionPool(configuration: configuration, description: location.url)
     }
 
+    deinit {
+        // PostgresNIO requires every connection closed before it is released.
+        for session in held.read({ Array($0.values) }) { closeQuietly(session.connection) }
+    }
+
+    public func claimLedger(verifierKey: String) throws {
+        let recorded = try pool.withSession { session in
+            try session.query("INSERT INTO store_identity (id, verifier_key) VALUES (1, \(verifierKey)) ON CONFLICT (id) DO NOTHING",
+                              "record the ledger's key")
+            return try session.query("SELECT verifier_key FROM store_identity WHERE id = 1", "read the ledger's key").first?.decode(String.self)
+        }
+        guard recorded == verifierKey else {
+            throw ProvenanceError.conflict("the database \(location.url) holds the ledger of another store (checkpoint key \(recorded ?? "?")): open it with that store's folder, whose keys/ sign that ledger")
+        }
+    }
+
     // MARK: Running statements
 
     func read<T>(_ body: (PostgresSession) throws -> T) throws -> T {

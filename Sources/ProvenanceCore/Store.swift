@@ -125,18 +125,18 @@ public final class Store: Sendable {
         } catch {
             throw ProvenanceError(.storage, "cannot create a store at \(root.path): \(error.localizedDescription)")
         }
-        let index: any RegistryIndex
-        if let requested, !existed {
-            // The marker file comes last: until the database holds the schema, this is no store.
-            index = try StoreBackends.open(requested.location, password: requested.password)
-            if let password = requested.password { try writeDatabasePassword(password, in: root) }
-            try requested.location.write(to: root)
-        } else {
-            index = try openIndex(at: root)
-        }
-        let store = Store(root: root, index: index)
+        let store = Store(root: root, index: try requested.map { requested in
+            existed ? try openIndex(at: root) : try StoreBackends.open(requested.location, password: requested.password)
+        } ?? openIndex(at: root))
         // The registry's signing key names the ledger (its checkpoint origin), so it exists from the start.
         _ = try store.keyStore.registryKey()
+        try store.claimLedger()
+        if let requested, !existed {
+            // The marker file comes last: until the database holds the schema and this store's
+            // key, the folder is no store.
+            if let password = requested.password { try writeDatabasePassword(password, in: root) }
+            try requested.location.write(to: root)
+        }
         return (store, !existed)
     }
 
@@ -145,7 +145,16 @@ public final class Store: Sendable {
         guard isStore(root) else {
             throw ProvenanceError(.noStore, "no Provenance store at \(root.path): create one with `provenance init`")
         }
-        return Store(root: root, index: try openIndex(at: root))
+        let store = Store(root: root, index: try openIndex(at: root))
+        try store.claimLedger()
+        return store
+    }
+
+    /// A database holds one store's ledger: the first store to open it records its checkpoint
+    /// key there, and any other store folder is refused.
+    func claimLedger() throws {
+        guard let backed = index as? any DatabaseBacked else { return }
+        try backed.claimLedger(verifierKey: try noteSigner().verifierKey)
     }
 
     /// The index of the existing store at `root`: its database server's, else `registry.sqlite`.

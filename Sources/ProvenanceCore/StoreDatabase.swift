@@ -76,6 +76,9 @@ public struct DatabaseLocation: Sendable, Equatable, Codable {
 /// An index whose state lives on a database server.
 public protocol DatabaseBacked {
     var location: DatabaseLocation { get }
+    /// Records `verifierKey` as the key that signs this database's ledger, or checks that it is
+    /// the one recorded: a second store folder (with other keys) must not write the same ledger.
+    func claimLedger(verifierKey: String) throws
 }
 
 /// Opens the registry index of a store whose state lives on a database server. A backend

@@ -88,9 +88,27 @@ public enum TestBackend {
             // A rolled-back insert still consumes a value of a BIGSERIAL sequence (PostgreSQL
             // never gives one back); those only order rows, so their positions are not state.
             // `\restrict` lines (pg_dump 15.14 on) carry a random key, and comments a time.
-            return result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
                 .filter { !$0.hasPrefix("SELECT pg_catalog.setval(") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") && !$0.hasPrefix("--") }
-                .joined(separator: "\n")
+            // Rows come in their physical order, which an UPDATE changes even when it writes
+            // the same values back: each table's rows are sorted.
+            var sorted: [Substring] = []
+            var rows: [Substring]?
+            for line in lines {
+                if line.hasPrefix("COPY ") {
+                    sorted.append(line)
+                    rows = []
+                } else if line == "\\.", let table = rows {
+                    sorted += table.sorted()
+                    sorted.append(line)
+                    rows = nil
+                } else if rows != nil {
+                    rows!.append(line)
+                } else {
+                    sorted.append(line)
+                }
+            }
+            return sorted.joined(separator: "\n")
         }
         let dump = try runProcess("/usr/bin/sqlite3", [store.appendingPathComponent("registry.sqlite").path, ".dump"])
         guard dump.succeeded else { throw FixtureError("sqlite3 .dump failed: \(dump.stderr)") }

@@ -41,7 +41,7 @@ import Testing
         let admin = try cli.must("token", "create", "--role", "admin", "--subject", "ops").output
         let node = try cli.must("token", "create", "--role", "node", "--subject", "gpu1").output
         let twin = try TemporaryDirectory("provenance-twin")
-        try FileManager.default.copyItem(at: cli.store, to: twin.path(".provenance"))
+        try TestBackend.copyStore(cli.store, to: twin.path(".provenance"))
         return Twins(cli: cli, twin: twin, registry: try LiveRegistry(store: cli.store), elsewhere: try TemporaryDirectory("provenance-remote-client"),
                      admin: admin, node: node)
     }
