@@ -181,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvenanceCLITests",
-            dependencies: ["ProvenanceCLI", "ProvenanceCore", "ProvenanceTestSupport", "provenance"],
+            dependencies: ["ProvenanceCLI", "ProvenanceCore", "ProvenanceTestSupport", "provenance", "PostgresStorage"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -188,7 +188,7 @@ enum PostgresErrors {
     static func translate(_ error: any Error, doing what: String) -> any Error {
         if error is ProvenanceError { return error }
         guard let error = error as? PSQLError else {
-            return ProvenanceError(.unavailable, "cannot \(what): \(error)")
+            return ProvenanceError(.unavailable, "cannot \(what): the database is not reachable (\(error))")
         }
         switch error.code {
         case .server:

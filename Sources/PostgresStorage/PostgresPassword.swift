@@ -4,8 +4,8 @@ import Foundation
 /// of `PGPASSFILE` (default `~/.pgpass`), `hostname:port:database:username:password` with `*`
 /// matching anything and `\:` and `\\` escaping. As libpq does, a password file that others can
 /// read is ignored.
-enum PostgresPassword {
-    static func lookup(host: String, port: Int, database: String, user: String, environment: [String: String]) -> String? {
+public enum PostgresPassword {
+    public static func lookup(host: String, port: Int, database: String, user: String, environment: [String: String]) -> String? {
         if let password = environment["PGPASSWORD"], !password.isEmpty { return password }
         let path = environment["PGPASSFILE"].flatMap { $0.isEmpty ? nil : $0 }
             ?? environment["HOME"].map { "\($0)/.pgpass" }
