@@ -154,7 +154,7 @@ final class PostgresSession: @unchecked Sendable {
 
     func rollback() {
         pending.removeAll()
-        do { try connection.query("ROLLBACK", logger: pool.logger).block() } catch { broken = true }
+        do { _ = try connection.query("ROLLBACK", logger: pool.logger).block() } catch { broken = true }
     }
 }
 

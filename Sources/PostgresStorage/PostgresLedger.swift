@@ -150,6 +150,28 @@ struct PostgresLedgerAccess: LedgerWriter {
         return .pending(digest: digest)
     }
 
+    func callStatuses(idempotencyKeys: [String]) throws -> [String: CallStatus] {
+        guard !idempotencyKeys.isEmpty else { return [:] }
+        var result: [String: CallStatus] = [:]
+        for row in try session.query("""
+            SELECT idempotency_key, digest, status, invoice FROM calls WHERE idempotency_key = ANY(\(idempotencyKeys)::text[])
+            """) {
+            let (key, digest, status, invoice) = try row.decode((String, String, String, Int64?).self)
+            result[key] = status == "settled" && invoice != nil ? .settled(digest: digest, invoice: Int(invoice!)) : .pending(digest: digest)
+        }
+        return result
+    }
+
+    func balances(of accounts: [String]) throws -> [String: TokenAmount] {
+        guard !accounts.isEmpty else { return [:] }
+        var result: [String: TokenAmount] = [:]
+        for row in try session.query("SELECT id, balance FROM accounts WHERE id = ANY(\(accounts)::text[])") {
+            let (id, balance) = try row.decode((String, String).self)
+            result[id] = try amount(balance, "account \(id)")
+        }
+        return result
+    }
+
     func pendingCalls() throws -> [PendingCall] {
         try PendingCall.decode(try session.query("""
             SELECT record, signature, price, fee, output_text FROM calls WHERE status = 'pending' ORDER BY created_at, position
@@ -334,11 +356,13 @@ struct PostgresLedgerAccess: LedgerWriter {
         session.send("INSERT INTO money_requests (key, digest, transfer) VALUES (\(request.key), \(request.digest), \(request.transfer))")
     }
 
+    /// Sent, not waited for: a write inside that fails after `body` returned fails the whole
+    /// transaction at its commit (all or nothing still), while a `body` that throws is undone
+    /// alone here. Calls are checked before they write, so that is where they fail.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try session.query("SAVEPOINT provenance_call", "open a savepoint")
+        session.send("SAVEPOINT provenance_call")
         do {
             let result = try body()
-            try session.flush()
             session.send("RELEASE SAVEPOINT provenance_call")
             return result
         } catch {
@@ -348,6 +372,54 @@ struct PostgresLedgerAccess: LedgerWriter {
             session.send("RELEASE SAVEPOINT provenance_call")
             throw error
         }
+    }
+
+    func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
+        guard !rows.isEmpty else { return }
+        guard rows.allSatisfy({ $0.batch != nil }) else {
+            for row in rows {
+                try insertInvoice(row.invoice, caller: row.caller, model: row.model, batch: row.batch)
+                try markSettled(idempotencyKey: row.idempotencyKey, digest: row.digest, invoice: row.invoice.index, at: time)
+            }
+            return
+        }
+        session.send("""
+            INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at)
+            SELECT i, b, l, c, m, g, \(time) FROM unnest(\(rows.map { Int64($0.invoice.index) })::bigint[], \(rows.map { bytea($0.invoice.bytes) })::bytea[],
+                                                 \(rows.map { bytea($0.invoice.leafHash) })::bytea[], \(rows.map(\.caller))::text[],
+                                                 \(rows.map(\.model))::text[], \(rows.map { $0.batch! })::text[]) AS t (i, b, l, c, m, g)
+            """)
+        session.send("""
+            INSERT INTO calls (idempotency_key, digest, status, invoice, created_at)
+            SELECT k, d, 'settled', i, \(time) FROM unnest(\(rows.map(\.idempotencyKey))::text[], \(rows.map(\.digest))::text[],
+                                                       \(rows.map { Int64($0.invoice.index) })::bigint[]) AS t (k, d, i)
+            ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice,
+              record = NULL, signature = NULL, price = NULL, output_text = NULL
+            """)
+    }
+
+    func insert(_ transfers: [Transfer]) throws {
+        // One statement for a batch's netted lines (no invoice, no call, a batch); others row by row.
+        guard transfers.count > 1, transfers.allSatisfy({ $0.invoice == nil && $0.call == nil && $0.batch != nil }) else {
+            for transfer in transfers { try insert(transfer) }
+            return
+        }
+        session.send("""
+            INSERT INTO transfers (sequence, from_account, to_account, amount, cause, invoice, call, batch, created_at, hash)
+            SELECT s, f, t, a, c, NULL, NULL, b, w, h
+            FROM unnest(\(transfers.map(\.sequence))::bigint[], \(transfers.map(\.from))::text[], \(transfers.map(\.to))::text[],
+                        \(transfers.map(\.amount.rawString))::text[], \(transfers.map(\.cause.rawValue))::text[],
+                        \(transfers.map { $0.batch! })::bigint[], \(transfers.map(\.createdAt))::bigint[], \(transfers.map(\.hash))::text[])
+              AS r (s, f, t, a, c, b, w, h)
+            """)
+    }
+
+    func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws {
+        guard !balances.isEmpty else { return }
+        session.send("""
+            INSERT INTO accounts (id, balance) SELECT * FROM unnest(\(balances.map(\.account))::text[], \(balances.map(\.amount.rawString))::text[])
+            ON CONFLICT (id) DO UPDATE SET balance = excluded.balance
+            """)
     }
 
     func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws {

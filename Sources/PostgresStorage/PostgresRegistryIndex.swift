@@ -384,7 +384,7 @@ extension PostgresRegistryIndex: TokenStorage {
 
     public func insertToken(_ token: AccessToken, secretSHA256: String) throws {
         try write {
-            try $0.query("""
+            _ = try $0.query("""
                 INSERT INTO access_tokens (id, secret_sha256, role, subject, created_at, revoked_at)
                 VALUES (\(token.id), \(secretSHA256), \(token.role.rawValue), \(token.subject), \(token.createdAt), \(token.revokedAt))
                 """)

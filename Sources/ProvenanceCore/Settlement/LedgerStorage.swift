@@ -227,6 +227,35 @@ public protocol LedgerReader {
     /// Reservations made in `batch` (every batch when nil), in the order they were made.
     func reservations(batch: Int64?) throws -> [Reservation]
     func moneyRequest(key: String) throws -> MoneyRequest?
+    /// The statuses of many calls at once (a group commit's), by idempotency key.
+    func callStatuses(idempotencyKeys: [String]) throws -> [String: CallStatus]
+    /// The balances of the accounts among `accounts` that exist.
+    func balances(of accounts: [String]) throws -> [String: TokenAmount]
+}
+
+extension LedgerReader {
+    public func callStatuses(idempotencyKeys: [String]) throws -> [String: CallStatus] {
+        var result: [String: CallStatus] = [:]
+        for key in idempotencyKeys { result[key] = try callStatus(idempotencyKey: key) }
+        return result
+    }
+
+    public func balances(of accounts: [String]) throws -> [String: TokenAmount] {
+        var result: [String: TokenAmount] = [:]
+        for account in accounts { result[account] = try balance(of: account) }
+        return result
+    }
+}
+
+/// An invoice row as a batch writes it.
+public struct InvoiceRow: Sendable {
+    public var invoice: StoredInvoice
+    public var caller: String
+    public var model: String
+    public var batch: String?
+    /// The call it settles: its idempotency key and record digest.
+    public var idempotencyKey: String
+    public var digest: String
 }
 
 /// Writes, all inside one transaction that commits or rolls back whole.
@@ -250,6 +279,27 @@ public protocol LedgerWriter: LedgerReader {
     func insertMoneyRequest(_ request: MoneyRequest) throws
     /// Runs `body` so that, when it throws, its writes are undone and the transaction goes on.
     func savepoint<T>(_ body: () throws -> T) throws -> T
+    /// Writes many invoices and marks their calls settled: one group's or batch's.
+    func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws
+    func insert(_ transfers: [Transfer]) throws
+    func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws
+}
+
+extension LedgerWriter {
+    public func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
+        for row in rows {
+            try insertInvoice(row.invoice, caller: row.caller, model: row.model, batch: row.batch)
+            try markSettled(idempotencyKey: row.idempotencyKey, digest: row.digest, invoice: row.invoice.index, at: time)
+        }
+    }
+
+    public func insert(_ transfers: [Transfer]) throws {
+        for transfer in transfers { try insert(transfer) }
+    }
+
+    public func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws {
+        for (account, amount) in balances { try setBalance(amount, of: account) }
+    }
 }
 
 /// The storage of accounts, transfers, calls, invoices and the Merkle ledger.
