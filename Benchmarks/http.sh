@@ -225,7 +225,7 @@ per_call() {
 }
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
 
-echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores, $REPLICAS replica(s) on ${DATABASE:+PostgreSQL}${DATABASE:-SQLite}"
+echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores, $REPLICAS replica(s) on $([ -n "${DATABASE:-}" ] && echo PostgreSQL || echo SQLite)"
 deferred_seconds=0
 if wants realtime; then
   measure_before

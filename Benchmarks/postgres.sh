@@ -39,12 +39,12 @@ database() {  # a fresh database with pg_stat_statements, as a URL
 }
 
 here=$(dirname "${BASH_SOURCE[0]}")
-echo "--- SQLite, one server"
-sqlite=$(bash "$here/http.sh" | tee /dev/stderr)
-echo "--- PostgreSQL, one replica"
-one=$(DATABASE=$(database one) REPLICAS=1 bash "$here/http.sh" | tee /dev/stderr)
-echo "--- PostgreSQL, two replicas"
-two=$(DATABASE=$(database two) REPLICAS=2 bash "$here/http.sh" | tee /dev/stderr)
+sqlite=$(bash "$here/http.sh" | grep -v '^==>')
+echo "$sqlite"
+one=$(DATABASE=$(database one) REPLICAS=1 bash "$here/http.sh" | grep -v '^==>')
+echo "$one"
+two=$(DATABASE=$(database two) REPLICAS=2 bash "$here/http.sh" | grep -v '^==>')
+echo "$two"
 
 rate() { echo "$1" | awk -v what="$2" 'index($0, what) == 1 { for (i = 1; i + 2 <= NF; i++) if ($(i+2) ~ /^calls\/s/) { print $i; exit } }'; }
 echo
