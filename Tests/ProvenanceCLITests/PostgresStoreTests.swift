@@ -90,4 +90,28 @@ import Testing
         chmod(file.path, 0o644)
         #expect(PostgresPassword.lookup(host: "db.example", port: 5432, database: "reg", user: "prov", environment: environment) == nil)
     }
+
+    /// Two processes adding to one dataset at once (as two replicas would): the database's lock
+    /// for `datasets/NAME` serialises them, so every add lands, one after another, on one branch.
+    @Test(.enabled(if: TestPostgres.available, "needs PostgreSQL"))
+    func concurrentAddsToOneDatasetAreSerialisedByTheDatabaseLock() async throws {
+        let cli = try CLIHarness(initialize: false)
+        try cli.must("init", "--database", try TestPostgres.newDatabaseURL())
+        for n in 0..<8 { try cli.write("f\(n).txt", "file \(n)\n") }
+        let results = try await withThrowingTaskGroup(of: ProcessResult.self) { group in
+            for n in 0..<8 {
+                group.addTask { try cli.run("add", "shared", "f\(n).txt", "--contributor", "C\(n) <c\(n)@example.org>", "-m", "add \(n)") }
+            }
+            var all: [ProcessResult] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.allSatisfy { $0.succeeded }, "\(results.filter { !$0.succeeded })")
+        let repository = cli.datasetRepository("shared")
+        let log = try git(["log", "--format=%s", "HEAD"], in: repository).output.split(separator: "\n").map(String.init)
+        #expect(log.count == 8 && Set(log) == Set((0..<8).map { "add \($0)" }), "\(log)")
+        #expect(try git(["ls-tree", "--name-only", "HEAD"], in: repository).output.split(separator: "\n").count == 8)
+        #expect(try git(["fsck", "--strict"], in: repository).succeeded)
+        #expect(try cli.must("log", "shared").lines.count >= 8)
+    }
 }
