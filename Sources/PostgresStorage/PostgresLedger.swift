@@ -29,11 +29,8 @@ extension PostgresRegistryIndex: LedgerStorage {
 struct PostgresLedgerAccess: LedgerWriter {
     let session: PostgresSession
 
-    func amount(_ text: String, _ what: String) throws -> TokenAmount {
-        guard let amount = TokenAmount(rawString: text) else {
-            throw ProvenanceError(.storage, "the ledger holds a malformed amount '\(text)' in \(what)")
-        }
-        return amount
+    func amount(_ text: String, _ what: @autoclosure () -> String) throws -> TokenAmount {
+        try TokenAmount(stored: text, in: what())
     }
 
     func balance(of account: String) throws -> TokenAmount? {

@@ -154,11 +154,9 @@ extension PendingCall {
                 decoded[position] = Result {
                     let price = try prices[row.price] ?? Price(storedBytes: row.price)
                     prices[row.price] = price
-                    guard let fee = TokenAmount(rawString: row.fee) else {
-                        throw ProvenanceError(.storage, "the ledger holds a malformed amount '\(row.fee)' in call")
-                    }
                     return PendingCall(record: try CallRecord(canonicalBytes: row.record), signatureBytes: row.signature,
-                                       price: price, fee: fee, recordBytes: row.record, outputText: row.output)
+                                       price: price, fee: try TokenAmount(stored: row.fee, in: "call"), recordBytes: row.record,
+                                       outputText: row.output)
                 }
             }
         }
@@ -176,11 +174,8 @@ extension Price {
 struct SQLiteLedgerAccess: LedgerWriter {
     let db: Database
 
-    func amount(_ text: String, _ what: String) throws -> TokenAmount {
-        guard let amount = TokenAmount(rawString: text) else {
-            throw ProvenanceError(.storage, "the ledger holds a malformed amount '\(text)' in \(what)")
-        }
-        return amount
+    func amount(_ text: String, _ what: @autoclosure () -> String) throws -> TokenAmount {
+        try TokenAmount(stored: text, in: what())
     }
 
     func balance(of account: String) throws -> TokenAmount? {

@@ -12,17 +12,20 @@ import Testing
 /// Several `provenance serve` replicas on one PostgreSQL database: one ledger, exact money,
 /// idempotency across replicas, and nothing acknowledged lost when one is killed mid-load.
 @Suite(.serialized) struct ReplicaTests {
-    /// A JSON POST to a live replica: status and body (0 when the replica is gone).
-    static func post(_ base: String, _ path: String, token: String, json: Data, key: String) async -> (Int, String) {
-        var request = URLRequest(url: URL(string: base + path)!)
+    /// A call POSTed to a live replica with its Idempotency-Key: status (0 when the replica is
+    /// gone), body and Retry-After header.
+    static func post(_ base: String, token: String, json: Data, key: String) async -> (status: Int, body: String, retryAfter: String?) {
+        var request = URLRequest(url: URL(string: base + "/v1/calls")!)
         request.httpMethod = "POST"
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue(key, forHTTPHeaderField: "Idempotency-Key")
         request.timeoutInterval = 30
         request.httpBody = json
-        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return (0, "") }
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else {
+            return (0, "", nil)
+        }
+        return (http.statusCode, String(decoding: data, as: UTF8.self), http.value(forHTTPHeaderField: "Retry-After"))
     }
 
     @Test(.enabled(if: TestPostgres.available, "needs PostgreSQL (initdb in /usr/lib/postgresql/15/bin)"))
@@ -62,14 +65,12 @@ import Testing
                         let first = bases[(c + n) % 3]
                         if n % 5 == 0 {
                             let second = bases[(c + n + 1) % 3]
-                            async let a = Self.post(first, "/v1/calls", token: fixture.node, json: body, key: key)
-                            async let b = Self.post(second, "/v1/calls", token: fixture.node, json: body, key: key)
-                            let (ra, rb) = await (a, b)
-                            sent.append(Sent(key: key, caller: caller, status: ra.0, body: ra.1))
-                            sent.append(Sent(key: key, caller: caller, status: rb.0, body: rb.1))
+                            async let a = Self.post(first, token: fixture.node, json: body, key: key)
+                            async let b = Self.post(second, token: fixture.node, json: body, key: key)
+                            for answer in await [a, b] { sent.append(Sent(key: key, caller: caller, status: answer.status, body: answer.body)) }
                         } else {
-                            let (status, text) = await Self.post(first, "/v1/calls", token: fixture.node, json: body, key: key)
-                            sent.append(Sent(key: key, caller: caller, status: status, body: text))
+                            let answer = await Self.post(first, token: fixture.node, json: body, key: key)
+                            sent.append(Sent(key: key, caller: caller, status: answer.status, body: answer.body))
                         }
                     }
                     return sent
@@ -139,21 +140,6 @@ import Testing
         #expect(report.invoices == invoices.count)
     }
 
-    /// A POST whose answer's Retry-After header is kept too.
-    static func postWithRetry(_ base: String, token: String, json: Data, key: String) async -> (status: Int, body: String, retryAfter: String?) {
-        var request = URLRequest(url: URL(string: base + "/v1/calls")!)
-        request.httpMethod = "POST"
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue(key, forHTTPHeaderField: "Idempotency-Key")
-        request.timeoutInterval = 30
-        request.httpBody = json
-        guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else {
-            return (0, "", nil)
-        }
-        return (http.statusCode, String(decoding: data, as: UTF8.self), http.value(forHTTPHeaderField: "Retry-After"))
-    }
-
     /// PostgreSQL going away under load: calls get a clear 503 (JSON, with Retry-After), the
     /// replica keeps serving, and calls settle again once the database is back, by themselves.
     @Test(.enabled(if: PostgresServer.isAvailable, "needs PostgreSQL (initdb in /usr/lib/postgresql/15/bin)"))
@@ -176,7 +162,7 @@ import Testing
             n += 1
             let key = "k\(n)"
             let body = try JSONSerialization.data(withJSONObject: try SignedCall(caller: "alice", key: key, signer: signer).body())
-            let answer = await Self.postWithRetry(replica.base, token: fixture.node, json: body, key: key)
+            let answer = await Self.post(replica.base, token: fixture.node, json: body, key: key)
             answers.append((phase, key, answer.status, answer.body, answer.retryAfter))
         }
         for _ in 0..<20 { try await call(0) }

@@ -50,6 +50,14 @@ public struct TokenAmount: Sendable, Hashable, Comparable, CustomStringConvertib
         raw = value
     }
 
+    /// An amount read back from storage, where a malformed one means the store was damaged.
+    public init(stored text: String, in what: @autoclosure () -> String) throws {
+        guard let amount = TokenAmount(rawString: text) else {
+            throw ProvenanceError(.storage, "the ledger holds a malformed amount '\(text)' in \(what())")
+        }
+        self = amount
+    }
+
     /// Tokens with as few decimals as needed: `12.5`, `0.000000000000000001`, `-3`.
     public var description: String {
         let magnitude = raw.magnitude
