@@ -176,10 +176,14 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: cli.store.appendingPathComponent("database.json").path))
             #expect(!FileManager.default.fileExists(atPath: cli.store.appendingPathComponent("keys/database-password").path))
 
-            // An empty schema (init on a database, nothing written) is fine to migrate into.
+            // A database another store was initialised on belongs to that store (its checkpoint
+            // key is recorded there), even with no rows written yet.
             try server.createDatabase("schema-only")
             let empty = try CLIHarness(initialize: false)
             try empty.must("init", "--database", server.url(database: "schema-only"))
+            try cli.expectRefusal(["migrate", "--to", server.url(database: "schema-only")], mentioning: "already holds a Provenance store")
+            // An empty schema no store claims (as a copy that failed leaves it) is fine to migrate into.
+            try server.psql("DELETE FROM store_identity", database: "schema-only")
             let moved = try cli.must("migrate", "--to", server.url(database: "schema-only"))
             #expect(moved.output.hasPrefix("migrated 1 datasets, 0 models, 0 invoices, "), "\(moved)")
             #expect(try cli.must("contributors", "text").output.contains("bo@example.org"))
