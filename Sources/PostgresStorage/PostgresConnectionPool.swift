@@ -207,11 +207,6 @@ enum PostgresErrors {
             return ProvenanceError(.storage, "cannot \(what): \(error.code)")
         }
     }
-
-    /// The SQLSTATE of a server error, if `error` is one.
-    static func sqlState(_ error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.sqlState]
-    }
 }
 
 /// Closes `connection`, ignoring a failure (the connection may be dead already). It waits for

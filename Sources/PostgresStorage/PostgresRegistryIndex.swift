@@ -110,7 +110,8 @@ public final class PostgresRegistryIndex: RegistryIndex, DatabaseBacked, @unchec
     }
 
     public func contributors(dataset: String, commit: String) throws -> [ContributorSummary] {
-        try contributors(of: [DatasetCommitKey(dataset: dataset, commit: commit)])[DatasetCommitKey(dataset: dataset, commit: commit)] ?? []
+        let key = DatasetCommitKey(dataset: dataset, commit: commit)
+        return try contributors(of: [key])[key] ?? []
     }
 
     public func contributors(of commits: [DatasetCommitKey]) throws -> [DatasetCommitKey: [ContributorSummary]] {
@@ -450,10 +451,5 @@ extension PostgresRegistryIndex: StoreLocking {
             held[scope] = session
             return true
         }
-    }
-
-    public func releaseLock(_ scope: String) throws {
-        guard let session = held.write({ $0.removeValue(forKey: scope) }) else { return }
-        closeQuietly(session.connection)
     }
 }

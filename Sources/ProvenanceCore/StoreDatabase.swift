@@ -107,9 +107,7 @@ public enum StoreBackends {
 public protocol StoreLocking: Sendable {
     /// Runs `body` holding the exclusive lock named `scope` (a repository, say `datasets/NAME`).
     func withExclusiveLock<T>(_ scope: String, _ body: () throws -> T) throws -> T
-    /// Takes the lock named `scope` for as long as this process keeps it, if nobody holds it;
+    /// Takes the lock named `scope` for as long as this process lives, if nobody holds it;
     /// returns whether this process holds it now. Used for work one replica at a time should do.
     func holdLock(_ scope: String) throws -> Bool
-    /// Releases a lock taken by `holdLock`.
-    func releaseLock(_ scope: String) throws
 }

@@ -35,6 +35,14 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: other.store.appendingPathComponent("database.json").path))
         #expect(try TestBackend.dump(store: cli.store) == state)
 
+        // A database a newer provenance has migrated further is refused, not written to.
+        try TestBackend.sql(store: cli.store, "INSERT INTO provenance_migrations (id) VALUES ('v99-from-the-future')")
+        let newer = try cli.run("datasets")
+        #expect(newer.status != 0 && !newer.signalled)
+        #expect(newer.errorLines.count == 1 && newer.stderr.contains("written by a newer version"), "\(newer.stderr)")
+        try TestBackend.sql(store: cli.store, "DELETE FROM provenance_migrations WHERE id = 'v99-from-the-future'")
+        #expect(try cli.must("datasets").output.contains("text"))
+
         // An existing store is not moved by init: that is `migrate`'s job.
         let sqlite = try CLIHarness()
         if TestBackend.databaseURL(ofStore: sqlite.store) == nil {
