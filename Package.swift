@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvenanceCoreTests",
-            dependencies: ["ProvenanceCore", "GitKit", "ProvenanceTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: ["ProvenanceCore", "GitKit", "AttributionPlugins", "ProvenanceTestSupport", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "GRDB", package: "GRDB.swift")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

@@ -111,6 +111,15 @@ extension SQLiteRegistryIndex: LedgerStorage {
         }
     }
 
+    /// Only pending calls are indexed by status (settled ones, nearly every row, were indexed
+    /// for no query), in the order settlement takes them.
+    static func registerPendingIndexMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v8-pending-index") { db in
+            try db.drop(index: "calls_by_status")
+            try db.execute(sql: "CREATE INDEX calls_pending ON calls (created_at) WHERE status = 'pending'")
+        }
+    }
+
     public func readLedger<T>(_ body: (any LedgerReader) throws -> T) throws -> T {
         try read { db in try body(SQLiteLedgerAccess(db: db)) }
     }
@@ -452,6 +461,33 @@ struct SQLiteLedgerAccess: LedgerWriter {
               record = NULL, signature = NULL, price = NULL, output_text = NULL
             """)
         try statement.execute(arguments: [idempotencyKey, digest, invoice, time])
+    }
+
+    /// Writes a group's or batch's invoices and settles their calls. A reserved call's row is
+    /// deleted and written again, small, at the end of the table: updated in place, the pages
+    /// that held pending calls' records and signatures were left mostly empty for good, while
+    /// emptied by the delete they return to the free list (unwritten) and take the next calls.
+    func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
+        let takeReserved = try db.cachedStatement(sql: """
+            DELETE FROM calls WHERE idempotency_key = ? AND status = 'pending' RETURNING fee, caller, reserve_batch, created_at
+            """)
+        let insertSettled = try db.cachedStatement(sql: """
+            INSERT INTO calls (idempotency_key, digest, status, invoice, fee, caller, reserve_batch, created_at)
+            VALUES (?, ?, 'settled', ?, ?, ?, ?, ?)
+            """)
+        for row in rows {
+            try insertInvoice(row.invoice, caller: row.caller, model: row.model, batch: row.batch)
+            guard row.reserved else {
+                try markSettled(idempotencyKey: row.idempotencyKey, digest: row.digest, invoice: row.invoice.index, at: time)
+                continue
+            }
+            guard let reservation = try Row.fetchOne(takeReserved, arguments: [row.idempotencyKey]) else {
+                throw ProvenanceError(.storage, "call \(row.idempotencyKey) is settled as reserved but is not pending")
+            }
+            try insertSettled.execute(arguments: [row.idempotencyKey, row.digest, row.invoice.index, reservation["fee"] as DatabaseValue,
+                                                  reservation["caller"] as DatabaseValue, reservation["reserve_batch"] as DatabaseValue,
+                                                  reservation["created_at"] as DatabaseValue])
+        }
     }
 
     func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws {

@@ -256,6 +256,8 @@ public struct InvoiceRow: Sendable {
     /// The call it settles: its idempotency key and record digest.
     public var idempotencyKey: String
     public var digest: String
+    /// Whether the call was reserved (deferred) and is pending until this row settles it.
+    public var reserved: Bool
 }
 
 /// Writes, all inside one transaction that commits or rolls back whole.

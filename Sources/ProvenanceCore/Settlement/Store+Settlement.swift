@@ -1018,7 +1018,7 @@ struct Book {
             rows.append(InvoiceRow(invoice: StoredInvoice(index: draft.index, bytes: encoded[position].bytes, leafHash: encoded[position].leaf,
                                                           settledAt: time),
                                    caller: draft.record.caller, model: draft.record.model, batch: draft.batch,
-                                   idempotencyKey: draft.record.idempotencyKey, digest: draft.digest))
+                                   idempotencyKey: draft.record.idempotencyKey, digest: draft.digest, reserved: draft.mode == .batch))
             frontier.append(leafHash: encoded[position].leaf)
         }
         // In ledger order, in one go: a database server gets one statement for the lot.

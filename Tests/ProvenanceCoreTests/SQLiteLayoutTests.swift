@@ -1,0 +1,125 @@
+import AttributionPlugins
+import Foundation
+import GRDB
+@testable import ProvenanceCore
+import Testing
+
+/// How the embedded database lays out what settlement writes: 8 KB pages for new stores (an
+/// invoice of about 2.2 KB filled a 4 KB page alone), pending calls indexed alone, and a
+/// settled deferred call's row written again small, so the pages that held pending records go
+/// back to the free list instead of staying mostly empty.
+@Suite struct SQLiteLayoutTests {
+    static func folder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("layout-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    static func indexes(_ db: Database) throws -> Set<String> {
+        Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'"))
+    }
+
+    @Test func aNewDatabaseHasEightKilobytePagesAndIndexesOnlyPendingCalls() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let index = try SQLiteRegistryIndex(url: folder.appendingPathComponent("registry.sqlite"))
+        try index.pool.read { db in
+            #expect(try Int.fetchOne(db, sql: "PRAGMA page_size") == 8_192)
+            let names = try Self.indexes(db)
+            #expect(names.contains("calls_pending") && !names.contains("calls_by_status"))
+            // The query settlement runs is answered from the partial index, in its order.
+            let plan = try String.fetchAll(db, sql: """
+                EXPLAIN QUERY PLAN SELECT record FROM calls WHERE status = 'pending' ORDER BY created_at, rowid
+                """, adapter: SuffixRowAdapter(fromIndex: 3)).joined(separator: "\n")
+            #expect(plan.contains("calls_pending") && !plan.contains("TEMP B-TREE"), "\(plan)")
+        }
+    }
+
+    @Test func anOlderDatabaseKeepsItsPageSizeAndGainsTheIndex() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("registry.sqlite")
+        // A database as the previous release left it: 4 KB pages, the schema before v8.
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL") }
+        let older = try DatabaseQueue(path: url.path, configuration: configuration)
+        try SQLiteRegistryIndex.migrator.migrate(older, upTo: "v7-call-outputs")
+        try older.write { db in
+            #expect(try Self.indexes(db).contains("calls_by_status"))
+            try db.execute(sql: """
+                INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at)
+                VALUES ('k1', 'd1', 'pending', x'7b7d', x'7b7d', x'7b7d', '5', 'alice', 1, 100)
+                """)
+        }
+        try older.close()
+        let index = try SQLiteRegistryIndex(url: url)
+        try index.pool.read { db in
+            #expect(try Int.fetchOne(db, sql: "PRAGMA page_size") == 4_096)
+            let names = try Self.indexes(db)
+            #expect(names.contains("calls_pending") && !names.contains("calls_by_status"))
+            #expect(try String.fetchAll(db, sql: "SELECT idempotency_key FROM calls WHERE status = 'pending'") == ["k1"])
+        }
+    }
+
+    /// Deferred calls, settled: each row keeps its reservation (caller, fee, reserving batch,
+    /// time) and loses its record; the pages the records filled are free for the next calls.
+    @Test func settlingDeferredCallsFreesThePagesTheirRecordsHeld() async throws {
+        let root = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let work = root.appendingPathComponent("work")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let (store, _) = try Store.initialize(at: root.appendingPathComponent(".provenance"))
+        try Data("sample\n".utf8).write(to: work.appendingPathComponent("f.txt"))
+        _ = try store.add(dataset: "corpus", paths: ["f.txt"], workingDirectory: work, destination: nil,
+                          contributor: Identity(name: "Ann", email: "ann@example.org"), message: nil)
+        let resolver = PluginRegistry()
+        _ = try store.registerModel(ModelRegistrationRequest(
+            reference: ModelVersionReference(model: "m", version: "1"), developer: Identity(name: "Dev", email: "dev@example.org"),
+            datasets: [RevisionReference(parsing: "corpus")], trainingLogs: [], base: nil, weights: nil, plugin: nil), resolver: resolver)
+        try store.setPrice(Price(inputPer1k: try TokenAmount(parsing: "0.001"), outputPer1k: .zero, minFee: .zero, split: .standard,
+                                 sloMilliseconds: nil, sloPenaltyBps: 0), model: "m")
+        _ = try store.deposit(try TokenAmount(parsing: "1000"), to: "alice")
+        _ = try store.deposit(try TokenAmount(parsing: "10"), to: "node:gpu")
+        _ = try store.addNode("gpu", stake: try TokenAmount(parsing: "5"))
+        let nodeKey = try store.keyStore.nodeKey("gpu")
+        let records = (0..<2_000).map {
+            CallRecord(caller: "alice", model: "m", version: "1", node: "gpu", router: nil, inputTokens: UInt64(100 + $0), outputTokens: 0,
+                       latencyMilliseconds: 10, outputSHA256: nil, idempotencyKey: "d\($0)")
+        }
+        let signatures = try CallSignature.signBatch(records, with: nodeKey)
+        _ = try await store.submit(Array(zip(records, signatures)), deferred: true, resolver: resolver)
+
+        let database = root.appendingPathComponent(".provenance/registry.sqlite")
+        let queue = try DatabaseQueue(path: database.path)
+        struct Reservation: Equatable { var fee: String; var caller: String; var batch: Int64; var at: Int64 }
+        func reservations() throws -> [String: Reservation] {
+            try queue.read { db in
+                var result: [String: Reservation] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT idempotency_key, fee, caller, reserve_batch, created_at FROM calls") {
+                    result[row["idempotency_key"]] = Reservation(fee: row["fee"], caller: row["caller"], batch: row["reserve_batch"], at: row["created_at"])
+                }
+                return result
+            }
+        }
+        let reserved = try reservations()
+        #expect(reserved.count == 2_000)
+        func count(_ sql: String) throws -> Int { try queue.read { try Int.fetchOne($0, sql: sql) ?? -1 } }
+        let callBytes = "SELECT sum(pgsize) FROM dbstat WHERE name = 'calls'"
+        let pendingBytes = try count(callBytes)
+
+        let report = try await store.settlePending(resolver: resolver)
+        #expect(report.settled == 2_000)
+        #expect(try reservations() == reserved)
+        #expect(try count("SELECT count(*) FROM calls WHERE status = 'settled' AND record IS NULL AND signature IS NULL") == 2_000)
+        #expect(try count("SELECT count(*) FROM calls WHERE status = 'settled' AND invoice IS NULL") == 0)
+        // 2,000 records and batch signatures filled some 2 MB of the table; updated in place, the
+        // settled rows would still spread over those pages, a few to each.
+        let settledBytes = try count(callBytes)
+        #expect(pendingBytes > 1_500_000 && settledBytes < pendingBytes / 5, "calls: \(pendingBytes) bytes pending, \(settledBytes) settled")
+        let verified = try store.verify()
+        #expect(verified.ok, "\(verified.failure ?? "")")
+        // A replay of a settled deferred call still finds its invoice.
+        let replay = try await store.submit([(records[7], signatures[7])], deferred: true, resolver: resolver)
+        #expect(replay.first?.replayed == true && replay.first?.invoice == 7)
+    }
+}
