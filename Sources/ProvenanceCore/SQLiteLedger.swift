@@ -153,7 +153,10 @@ extension PendingCall {
     public static func decode(_ rows: [StoredRow]) throws -> [PendingCall] {
         let decoded = UnsafeMutableBufferPointer<Result<PendingCall, any Error>>.allocate(capacity: rows.count)
         decoded.initialize(repeating: .failure(ProvenanceError(.storage, "not decoded")))
-        defer { decoded.deallocate() }
+        defer {
+            decoded.deinitialize()
+            decoded.deallocate()
+        }
         let chunk = 256
         Parallel.forEach((rows.count + chunk - 1) / chunk) { part in
             // Calls reserved together mostly share one price: decode each distinct one once.

@@ -471,7 +471,10 @@ extension Store {
         // them out on every core before it, so that it only moves money and writes.
         let prepared = UnsafeMutableBufferPointer<Result<(SettlementComputation, String), any Error>>.allocate(capacity: pending.count)
         prepared.initialize(repeating: .failure(ProvenanceError(.storage, "not computed")))
-        defer { prepared.deallocate() }
+        defer {
+            prepared.deinitialize()
+            prepared.deallocate()
+        }
         let chunk = 256
         Parallel.forEach((pending.count + chunk - 1) / chunk) { part in
             for position in (part * chunk)..<min(pending.count, (part + 1) * chunk) {
@@ -994,7 +997,10 @@ struct Book {
         let drafts = self.drafts
         let encoded = UnsafeMutableBufferPointer<(bytes: Data, leaf: Data)>.allocate(capacity: drafts.count)
         encoded.initialize(repeating: (Data(), Data()))
-        defer { encoded.deallocate() }
+        defer {
+            encoded.deinitialize()
+            encoded.deallocate()
+        }
         let chunk = 64
         Parallel.forEach((drafts.count + chunk - 1) / chunk) { part in
             for position in (part * chunk)..<min(drafts.count, (part + 1) * chunk) {

@@ -112,7 +112,10 @@ extension Store {
         let signatures = VerifiedBatchSignatures()
         let checked = UnsafeMutableBufferPointer<Result<Invoice, VerifyFailure>?>.allocate(capacity: invoices.count)
         checked.initialize(repeating: nil)
-        defer { checked.deallocate() }
+        defer {
+            checked.deinitialize()
+            checked.deallocate()
+        }
         let check: (Int) -> Result<Invoice, VerifyFailure> = { position in
             let stored = invoices[position]
             let name = "invoice \(stored.index)"
