@@ -61,6 +61,31 @@ import Testing
         }
     }
 
+    /// Settling a call as reserved when it is not pending (settled already, or never reserved)
+    /// is refused, and the transaction writes nothing: neither the invoice nor the call's row.
+    @Test func aReservedRowWhoseCallIsNotPendingIsRefused() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let index = try SQLiteRegistryIndex(url: folder.appendingPathComponent("registry.sqlite"))
+        try index.pool.write { db in
+            try db.execute(sql: "INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES ('done', 'd0', 'settled', 0, 1)")
+        }
+        for key in ["done", "never"] {
+            let row = InvoiceRow(invoice: StoredInvoice(index: 1, bytes: Data("{}".utf8), leafHash: Data(count: 32), settledAt: 2),
+                                 caller: "alice", model: "m", batch: "batch-1", idempotencyKey: key, digest: "d1", reserved: true)
+            var message: String?
+            do {
+                try index.writeLedger { try $0.insertInvoices([row], at: 2) }
+            } catch let error as ProvenanceError {
+                message = error.message
+            }
+            #expect(message == "call \(key) is settled as reserved but is not pending")
+            let invoices = try index.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM invoices") }
+            let calls = try index.pool.read { try String.fetchAll($0, sql: "SELECT idempotency_key || ':' || status || ':' || invoice FROM calls") }
+            #expect(invoices == 0 && calls == ["done:settled:0"])
+        }
+    }
+
     /// Deferred calls, settled: each row keeps its reservation (caller, fee, reserving batch,
     /// time) and loses its record; the pages the records filled are free for the next calls.
     @Test func settlingDeferredCallsFreesThePagesTheirRecordsHeld() async throws {
