@@ -28,6 +28,39 @@ import Testing
         _ = index
     }
 
+    /// A commit the thread is told of is copied at once, not at the next interval: with an
+    /// interval of an hour, only `committed()` can wake it.
+    @Test func aCommitWakesTheThread() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.fallbackPages)") }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        let checkpointer = WALCheckpointer(path: path, interval: 3_600)
+        defer { checkpointer.stop() }
+        func databaseBytes() throws -> Int { try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0 }
+        func fill() throws {
+            try pool.write { db in
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS filler (bytes BLOB)")
+                for _ in 0..<2_000 { try db.execute(sql: "INSERT INTO filler VALUES (randomblob(1000))") }
+            }
+        }
+        // Not told: after half a second the log is still where the commit left it.
+        try fill()
+        try await Task.sleep(for: .milliseconds(500))
+        let untold = try databaseBytes()
+        #expect(untold < 1_000_000, "the database file holds \(untold) bytes though no checkpoint was asked for")
+        // Told: copied within seconds (at once on an idle machine).
+        checkpointer.committed()
+        var copied = false
+        for _ in 0..<50 where !copied {
+            try await Task.sleep(for: .milliseconds(100))
+            copied = try databaseBytes() >= 2_000_000
+        }
+        let bytes = try databaseBytes()
+        #expect(copied, "the database file holds \(bytes) bytes 5 s after committed()")
+    }
+
     @Test func stoppingTwiceReturns() {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID().uuidString).sqlite").path
         defer { try? FileManager.default.removeItem(atPath: path) }
