@@ -134,6 +134,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "http-floor",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/HTTPFloor",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "span-benchmark",
             dependencies: ["ProvenanceCore", "AttributionPlugins", "SpanMatch"],
             path: "Benchmarks/SpanMatch",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The registry under load: wrk drives POST /v1/calls on loopback with node-signed call records,
-# one record per request, first settled in real time (group commit coalesces the concurrent
+# one record per request: first against the HTTP floor (Benchmarks/HTTPFloor: Hummingbird reading
+# the same requests and answering 201, with no work at all), then the registry, settled in real time (group commit coalesces the concurrent
 # requests), then deferred (reserved); then deferred again, PER_REQUEST records a request through
 # POST /v1/calls/batch; then every reserved call is settled as one batch. Prints calls per second,
 # p50/p99 latency and the server's CPU time per call for each. The node signs its records in batches (SIGN=batch, the
@@ -20,7 +21,8 @@
 #   THREADS         wrk threads (default 2)
 #   CALLS           signed records prepared per run; a run stops early when they run out (default 60000)
 #   PER_REQUEST     records per request in the third run, deferred through POST /v1/calls/batch (default 100)
-#   RUNS            which runs, of "realtime deferred batched settle" (default: all four)
+#   RUNS            which runs, of "floor realtime deferred batched settle" (default: all five)
+#   HTTP_FLOOR_BIN  use this http-floor binary instead of building the release one
 #   DATABASE        a postgres:// URL of an empty database: the store keeps its state there
 #   REPLICAS        `provenance serve` processes on the store (default 1; more need DATABASE);
 #                   the connections and records are split evenly, one wrk per replica
@@ -34,7 +36,7 @@ SIGN_BATCH=${SIGN_BATCH:-256}
 THREADS=${THREADS:-2}
 CALLS=${CALLS:-60000}
 PER_REQUEST=${PER_REQUEST:-100}
-RUNS=${RUNS:-realtime deferred batched settle}
+RUNS=${RUNS:-floor realtime deferred batched settle}
 REPLICAS=${REPLICAS:-1}
 
 require_tools http.sh wrk python3 awk
@@ -133,6 +135,9 @@ function setup(thread)
 end
 function init(args)
   local path, count, token, route = args[1], tonumber(args[2]), args[3], args[4]
+  -- "cycle": replay the records round and round (the floor, which keeps nothing) instead of
+  -- stopping once each was sent.
+  cycle = args[5] == "cycle"
   -- Requests are formatted once, here: wrk shares the two cores with the server.
   requests, index, created, failed = {}, 0, 0, 0
   local authorization, n = "Bearer " .. token, 0
@@ -146,12 +151,12 @@ function init(args)
   end
 end
 function request()
-  index = math.min(index + 1, #requests)
+  if cycle then index = index % #requests + 1 else index = math.min(index + 1, #requests) end
   return requests[index]
 end
 function response(status, headers, body)
   if status == 201 or status == 200 then created = created + 1 else failed = failed + 1 end
-  if index >= #requests then wrk.thread:stop() end
+  if index >= #requests and not cycle then wrk.thread:stop() end
 end
 function done(summary, latency, requests)
   local ok, bad = 0, 0
@@ -225,20 +230,52 @@ per_call() {
 }
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
 
+# The floor: the same wrk, connections and request bytes (the deferred records) against a bare
+# Hummingbird server that reads each body and answers 201. What the registry adds to a request is
+# what its rate falls short of this.
+floor_rate=""
+if wants floor; then
+  if [[ -n ${HTTP_FLOOR_BIN:-} ]]; then floor_bin=$HTTP_FLOOR_BIN; else
+    swift build -c release --product http-floor --scratch-path .build-release >&2
+    floor_bin="$PACKAGE_ROOT/.build-release/release/http-floor"
+  fi
+  floor_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  "$floor_bin" "$floor_port" >"$work/floor.log" 2>&1 &
+  floor_pid=$!
+  for _ in $(seq 1 100); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$floor_port/healthz')" 2>/dev/null && break
+    sleep 0.1
+  done
+  floor_before=$(awk '{ print $14 + $15 }' "/proc/$floor_pid/stat")
+  read -r ok bad seconds p50 p99 <<<"$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" \
+    "http://127.0.0.1:$floor_port" -- "$work/deferred.tsv" "$THREADS" "$token" /v1/calls cycle | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
+  floor_after=$(awk '{ print $14 + $15 }' "/proc/$floor_pid/stat")
+  kill -TERM "$floor_pid"; wait "$floor_pid" || true
+  floor_rate=$(awk "BEGIN { print $ok / $seconds }")
+  floor_line=$(printf '%-34s %8d reqs   %6.0f requests/s     p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/request  (%d not 201)' \
+    "HTTP floor (bare Hummingbird)" "$ok" "$floor_rate" "$p50" "$p99" \
+    "$(awk "BEGIN { print ($floor_after - $floor_before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$bad")
+fi
+# versus_floor RATE: " (N of the floor)" when the floor ran.
+versus_floor() { [[ -n $floor_rate ]] && awk "BEGIN { printf \"  %.2f of the floor\", $1 / $floor_rate }"; true; }
+
 echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores, $REPLICAS replica(s) on $([ -n "${DATABASE:-}" ] && echo PostgreSQL || echo SQLite)"
 deferred_seconds=0
+[[ -n $floor_rate ]] && echo "$floor_line"
 if wants realtime; then
   measure_before
   read -r ok bad seconds p50 p99 cpu <<<"$(run realtime)"
-  printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)\n' \
-    "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad"
+  printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)%s\n' \
+    "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad" \
+    "$(versus_floor "$(awk "BEGIN { print $ok / $seconds }")")"
 fi
 
 if wants deferred; then
   measure_before
   read -r ok bad seconds p50 p99 cpu <<<"$(run deferred)"
-  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)\n' \
-    "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad"
+  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)%s\n' \
+    "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad" \
+    "$(versus_floor "$(awk "BEGIN { print $ok / $seconds }")")"
   deferred_seconds=$seconds
 fi
 
