@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The registry under load: wrk drives POST /v1/calls on loopback with node-signed call records,
 # one record per request: first against the HTTP floor (Benchmarks/HTTPFloor: Hummingbird reading
-# the same requests and answering 201, with no work at all), then the registry, settled in real time (group commit coalesces the concurrent
-# requests), then deferred (reserved); then deferred again, PER_REQUEST records a request through
+# the same requests and answering 201, with no work at all), then the registry, settled in real
+# time (group commit coalesces the concurrent requests), then deferred (reserved); then deferred again, PER_REQUEST records a request through
 # POST /v1/calls/batch; then every reserved call is settled as one batch. Prints calls per second,
 # p50/p99 latency and the server's CPU time per call for each. The node signs its records in batches (SIGN=batch, the
 # default: one Ed25519 signature over the RFC 9162 root of SIGN_BATCH records, each record
@@ -47,7 +47,9 @@ PROVENANCE_BIN=$BIN
 work=$(mktemp -d)
 server=""
 servers=()
+floor_pid=""
 cleanup() {
+  if [[ -n $floor_pid ]] && kill -0 "$floor_pid" 2>/dev/null; then kill -TERM "$floor_pid"; wait "$floor_pid" || true; fi
   for pid in "${servers[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
   done
@@ -235,28 +237,34 @@ wants() { [[ " $RUNS " == *" $1 "* ]]; }
 # what its rate falls short of this.
 floor_rate=""
 if wants floor; then
-  if [[ -n ${HTTP_FLOOR_BIN:-} ]]; then floor_bin=$HTTP_FLOOR_BIN; else
+  if [[ -n ${HTTP_FLOOR_BIN:-} ]]; then
+    [[ -x $HTTP_FLOOR_BIN ]] || { echo "http.sh: HTTP_FLOOR_BIN=$HTTP_FLOOR_BIN is not an executable file" >&2; exit 2; }
+    floor_bin=$HTTP_FLOOR_BIN
+  else
     swift build -c release --product http-floor --scratch-path .build-release >&2
     floor_bin="$PACKAGE_ROOT/.build-release/release/http-floor"
   fi
   floor_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
   "$floor_bin" "$floor_port" >"$work/floor.log" 2>&1 &
   floor_pid=$!
+  floor_up=""
   for _ in $(seq 1 100); do
-    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$floor_port/healthz')" 2>/dev/null && break
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$floor_port/healthz')" 2>/dev/null && { floor_up=1; break; }
     sleep 0.1
   done
+  [[ -n $floor_up ]] || { echo "http.sh: http-floor did not answer /healthz; its log:" >&2; cat "$work/floor.log" >&2; exit 1; }
   floor_before=$(awk '{ print $14 + $15 }' "/proc/$floor_pid/stat")
   read -r ok bad seconds p50 p99 <<<"$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" \
     "http://127.0.0.1:$floor_port" -- "$work/deferred.tsv" "$THREADS" "$token" /v1/calls cycle | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
   floor_after=$(awk '{ print $14 + $15 }' "/proc/$floor_pid/stat")
   kill -TERM "$floor_pid"; wait "$floor_pid" || true
+  floor_pid=""
   floor_rate=$(awk "BEGIN { print $ok / $seconds }")
   floor_line=$(printf '%-34s %8d reqs   %6.0f requests/s     p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/request  (%d not 201)' \
     "HTTP floor (bare Hummingbird)" "$ok" "$floor_rate" "$p50" "$p99" \
     "$(awk "BEGIN { print ($floor_after - $floor_before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$bad")
 fi
-# versus_floor RATE: " (N of the floor)" when the floor ran.
+# versus_floor RATE: "  N of the floor" when the floor ran, else nothing.
 versus_floor() { [[ -n $floor_rate ]] && awk "BEGIN { printf \"  %.2f of the floor\", $1 / $floor_rate }"; true; }
 
 echo "registry HTTP benchmark: $CONNECTIONS connections, $THREADS wrk threads, ${DURATION}s per run, $SIGN signatures, $(nproc) cores, $REPLICAS replica(s) on $([ -n "${DATABASE:-}" ] && echo PostgreSQL || echo SQLite)"
