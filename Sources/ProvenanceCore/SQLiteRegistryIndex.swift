@@ -451,8 +451,9 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
 /// on `Benchmarks/http.sh` (64 connections, 2 cores, one run each unless given): checkpoints
 /// every 1 s, 69 and 74 ms; every 100 ms, 27–32 ms (three runs); every 50 ms, 23.5 and 26.4 ms;
 /// every 20 ms, 21.6 and 19.5 ms; every 10 ms, 17.9, 23.5 and 40.3 ms. After each commit, at
-/// most every 10 ms (this class): 19.4, 21.5, 24.2, 25.7 and 28.0 ms — on a machine where the
-/// same binary's CPU a call moves by a third from run to run.
+/// most every 10 ms (this class), nine runs: 17.9-28.0 ms, median 23.6 ms, at or under 20 ms in
+/// the three where the server's CPU a call was lowest — on a machine where the same binary's CPU
+/// a call moves by a third from run to run.
 public final class WALCheckpointer: @unchecked Sendable {
     /// The log size (pages) past which a commit checkpoints anyway.
     public static let fallbackPages = 10_000
