@@ -16,6 +16,34 @@ enum Parallel {
     }
 }
 
+/// One slot per index for `Parallel.forEach` to fill from every core, each index writing only
+/// its own slot. It owns its memory: its elements are released and its memory freed when it
+/// goes, so no caller can free the memory and forget what the slots hold (four work buffers
+/// did, and leaked every call record, split and invoice settlement and `verify` went through).
+final class Slots<Element>: @unchecked Sendable {
+    private let storage: UnsafeMutableBufferPointer<Element>
+
+    init(count: Int, repeating value: Element) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: value)
+    }
+
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+
+    subscript(index: Int) -> Element {
+        get { storage[index] }
+        set { storage[index] = newValue }
+    }
+
+    /// Every slot, in order, through `transform`.
+    func map<T>(_ transform: (Element) throws -> T) rethrows -> [T] {
+        try storage.map(transform)
+    }
+}
+
 /// A value behind a lock.
 public final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()

@@ -151,12 +151,7 @@ extension PendingCall {
     /// Decodes stored pending calls. Decoding a batch of ten thousand records is most of reading
     /// it, so it is spread over the cores.
     public static func decode(_ rows: [StoredRow]) throws -> [PendingCall] {
-        let decoded = UnsafeMutableBufferPointer<Result<PendingCall, any Error>>.allocate(capacity: rows.count)
-        decoded.initialize(repeating: .failure(ProvenanceError(.storage, "not decoded")))
-        defer {
-            decoded.deinitialize()
-            decoded.deallocate()
-        }
+        let decoded = Slots<Result<PendingCall, any Error>>(count: rows.count, repeating: .failure(ProvenanceError(.storage, "not decoded")))
         let chunk = 256
         Parallel.forEach((rows.count + chunk - 1) / chunk) { part in
             // Calls reserved together mostly share one price: decode each distinct one once.

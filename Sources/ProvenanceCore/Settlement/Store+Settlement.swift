@@ -349,8 +349,7 @@ extension Store {
     /// thousand single signatures take 30 ms on two cores instead of 60. A batch signature is
     /// checked once for all its records (and remembered across submissions).
     func verifySignatures(_ calls: [PreparedCall]) throws {
-        let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: calls.count)
-        defer { results.deallocate() }
+        let results = Slots(count: calls.count, repeating: false)
         let verify: (Int) -> Void = { [caches] index in
             let call = calls[index]
             results[index] = caches.verifiedBatches.verify(call.signature, of: call.recordBytes, key: caches.verifiedBatches.key(call.node.publicKey))
@@ -469,12 +468,8 @@ extension Store {
         for (position, attribution) in zip(searched, found) { attributions[position] = attribution }
         // Each call's split and record digest depend on nothing the transaction holds: work
         // them out on every core before it, so that it only moves money and writes.
-        let prepared = UnsafeMutableBufferPointer<Result<(SettlementComputation, String), any Error>>.allocate(capacity: pending.count)
-        prepared.initialize(repeating: .failure(ProvenanceError(.storage, "not computed")))
-        defer {
-            prepared.deinitialize()
-            prepared.deallocate()
-        }
+        let prepared = Slots<Result<(SettlementComputation, String), any Error>>(count: pending.count,
+                                                                               repeating: .failure(ProvenanceError(.storage, "not computed")))
         let chunk = 256
         Parallel.forEach((pending.count + chunk - 1) / chunk) { part in
             for position in (part * chunk)..<min(pending.count, (part + 1) * chunk) {
@@ -995,12 +990,7 @@ struct Book {
     mutating func writeInvoices() throws {
         guard !drafts.isEmpty else { return }
         let drafts = self.drafts
-        let encoded = UnsafeMutableBufferPointer<(bytes: Data, leaf: Data)>.allocate(capacity: drafts.count)
-        encoded.initialize(repeating: (Data(), Data()))
-        defer {
-            encoded.deinitialize()
-            encoded.deallocate()
-        }
+        let encoded = Slots<(bytes: Data, leaf: Data)>(count: drafts.count, repeating: (Data(), Data()))
         let chunk = 64
         Parallel.forEach((drafts.count + chunk - 1) / chunk) { part in
             for position in (part * chunk)..<min(drafts.count, (part + 1) * chunk) {

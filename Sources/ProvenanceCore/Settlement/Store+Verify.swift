@@ -110,12 +110,7 @@ extension Store {
 
         // Per invoice, on every core: bytes → leaf hash, document, signature, split.
         let signatures = VerifiedBatchSignatures()
-        let checked = UnsafeMutableBufferPointer<Result<Invoice, VerifyFailure>?>.allocate(capacity: invoices.count)
-        checked.initialize(repeating: nil)
-        defer {
-            checked.deinitialize()
-            checked.deallocate()
-        }
+        let checked = Slots<Result<Invoice, VerifyFailure>?>(count: invoices.count, repeating: nil)
         let check: (Int) -> Result<Invoice, VerifyFailure> = { position in
             let stored = invoices[position]
             let name = "invoice \(stored.index)"
