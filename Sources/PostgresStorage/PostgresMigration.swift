@@ -34,6 +34,10 @@ public enum SQLiteToPostgres {
     static let postgresOnly: Set<String> = ["provenance_migrations", "store_identity"]
     /// SQLite bookkeeping, not the store's state.
     static let sqliteOnly: Set<String> = ["grdb_migrations", "sqlite_sequence"]
+    /// SQLite tables whose rows PostgreSQL keeps in another's: SQLite keeps a pending call's
+    /// record, signature, price and output in `pending_calls`, PostgreSQL in its row of `calls`.
+    /// `key` joins the two; the folded table's `id` is its own order, which the row it joins keeps.
+    static let folded: [String: (into: String, key: String)] = ["pending_calls": ("calls", "idempotency_key")]
     /// Rows per INSERT … SELECT FROM unnest(…).
     static let chunkRows = 5_000
 
@@ -81,7 +85,7 @@ public enum SQLiteToPostgres {
                 + schema.keys.filter { !tableOrder.contains($0) && !postgresOnly.contains($0) }.sorted()
             return try readSQLite(queue, file: file) { db in
                 let sqliteTables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-                for table in sqliteTables where !sqliteOnly.contains(table) && schema[table] == nil {
+                for table in sqliteTables where !sqliteOnly.contains(table) && folded[table] == nil && schema[table] == nil {
                     throw ProvenanceError(.storage, "registry.sqlite has a table '\(table)' the PostgreSQL schema lacks: this provenance cannot migrate it")
                 }
                 for table in tables where !sqliteTables.contains(table) {
@@ -103,7 +107,9 @@ public enum SQLiteToPostgres {
                     try refuseUnlessEmpty(session, location: location)
                     var counts: [String: Int] = [:]
                     for table in tables {
-                        counts[table] = try copyTable(table, columns: schema[table]!, from: db, into: session)
+                        let folding = folded.filter { $0.value.into == table && sqliteTables.contains($0.key) }
+                            .map { (table: $0.key, key: $0.value.key) }
+                        counts[table] = try copyTable(table, columns: schema[table]!, folding: folding.first, from: db, into: session)
                     }
                     try session.flush()
                     // Every row arrived: the database counts what was read.
@@ -204,17 +210,27 @@ public enum SQLiteToPostgres {
         }
     }
 
-    /// Copies `table` in `rowid` order; returns the count of rows.
-    static func copyTable(_ table: String, columns: [Column], from db: Database, into session: PostgresSession) throws -> Int {
-        let sqliteColumns = Set(try Row.fetchAll(db, sql: "PRAGMA table_info(\(quoted(table)))").map { $0["name"] as String })
-        if let lost = sqliteColumns.subtracting(columns.map(\.name)).sorted().first {
-            throw ProvenanceError(.storage, "registry.sqlite's \(table) has a column '\(lost)' the PostgreSQL schema lacks: this provenance cannot migrate it")
+    /// Copies `table` in `rowid` order; returns the count of rows. With `folding`, each row takes
+    /// the values of the columns it shares with the row of `folding.table` of the same `key`,
+    /// where there is one.
+    static func copyTable(_ table: String, columns: [Column], folding: (table: String, key: String)? = nil,
+                          from db: Database, into session: PostgresSession) throws -> Int {
+        func columnNames(_ table: String) throws -> Set<String> {
+            Set(try Row.fetchAll(db, sql: "PRAGMA table_info(\(quoted(table)))").map { $0["name"] as String })
+        }
+        let sqliteColumns = try columnNames(table)
+        let foldedColumns = try folding.map { try columnNames($0.table).subtracting([$0.key, "id"]) } ?? []
+        for (name, lost) in [(table, sqliteColumns), (folding?.table ?? "", foldedColumns)] {
+            if let lost = lost.subtracting(columns.map(\.name)).sorted().first {
+                throw ProvenanceError(.storage, "registry.sqlite's \(name) has a column '\(lost)' the PostgreSQL schema lacks: this provenance cannot migrate it")
+            }
         }
         // A column SQLite lacks is its rowid (the order) when serial, else NULL, as SQLite's own
         // migration adding it would have left it.
         let selects = try columns.map { column -> String in
-            if sqliteColumns.contains(column.name) { return quoted(column.name) }
-            if column.serial { return "rowid" }
+            if foldedColumns.contains(column.name) { return "coalesce(f.\(quoted(column.name)), t.\(quoted(column.name)))" }
+            if sqliteColumns.contains(column.name) { return "t.\(quoted(column.name))" }
+            if column.serial { return "t.rowid" }
             if column.nullable { return "NULL" }
             throw ProvenanceError(.storage, "registry.sqlite's \(table) has no column '\(column.name)': open the store once with this provenance (say `provenance verify`) to bring it up to date, then migrate")
         }
@@ -222,7 +238,8 @@ public enum SQLiteToPostgres {
         var batch = Batch(width: columns.count)
         var total = 0
         var sent = 0
-        let cursor = try Row.fetchCursor(db, sql: "SELECT \(selects.joined(separator: ", ")) FROM \(quoted(table)) ORDER BY rowid")
+        let join = folding.map { " LEFT JOIN \(quoted($0.table)) f ON f.\(quoted($0.key)) = t.\(quoted($0.key))" } ?? ""
+        let cursor = try Row.fetchCursor(db, sql: "SELECT \(selects.joined(separator: ", ")) FROM \(quoted(table)) t\(join) ORDER BY t.rowid")
         while let row = try cursor.next() {
             for (i, column) in columns.enumerated() {
                 try append(row[i] as DatabaseValue, to: &batch, at: i, column: column, table: table)

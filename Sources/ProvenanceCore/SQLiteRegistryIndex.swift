@@ -135,6 +135,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
         registerAuthorshipEngineMigration(&migrator)
         registerCallOutputMigration(&migrator)
         registerPendingIndexMigration(&migrator)
+        registerPendingPayloadMigration(&migrator)
         return migrator
     }
 

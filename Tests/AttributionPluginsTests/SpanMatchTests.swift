@@ -293,12 +293,14 @@ import Testing
         let later = try cli.write("later.txt", "Recipe: " + Self.cySentence)
         try cli.must("call", "m@1", "--caller", "caller@example.org", "--node", "n1", "--input-tokens", "1000", "--output-tokens", "1000",
                      "--latency-ms", "5", "--output-file", later.path, "--defer")
-        let kept = try TestBackend.sql(store: cli.store, "SELECT count(*) FROM calls WHERE output_text IS NOT NULL")
+        // SQLite keeps a pending call's payload in a table of its own; PostgreSQL in its row of calls.
+        let outputs = "SELECT count(*) FROM \(TestBackend.isPostgres ? "calls" : "pending_calls") WHERE output_text IS NOT NULL"
+        let kept = try TestBackend.sql(store: cli.store, outputs)
         #expect(kept == "1")
         try cli.must("settle")
         let deferred = try cli.json(Shown.self, "invoice", "show", "1")
         #expect(deferred.invoice.traceability.call_attribution?.first?.spans.map(\.contributor) == ["cy@example.org"])
-        let cleared = try TestBackend.sql(store: cli.store, "SELECT count(*) FROM calls WHERE output_text IS NOT NULL")
+        let cleared = try TestBackend.sql(store: cli.store, outputs)
         #expect(cleared == "0", "a settled call keeps no copy of its output; the invoice holds the evidence")
         let verified = try cli.run("verify")
         #expect(verified.succeeded, "\(verified)")

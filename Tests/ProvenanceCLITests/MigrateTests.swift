@@ -122,6 +122,11 @@ import Testing
             #expect(try String(contentsOf: passwordFile, encoding: .utf8) == "s3cret")
             #expect((try fm.attributesOfItem(atPath: passwordFile.path)[.posixPermissions] as? Int) == 0o600)
             #expect(try server.psql("SELECT count(*) FROM invoices", database: "moved") == "7")
+            // SQLite kept the pending call's record, signature and price apart (pending_calls);
+            // PostgreSQL keeps them in its row of calls.
+            #expect(try server.psql("""
+                SELECT count(*) FROM calls WHERE status = 'pending' AND record IS NOT NULL AND signature IS NOT NULL AND price IS NOT NULL
+                """, database: "moved") == "1")
 
             let after = try Self.capture(cli)
             for key in before.keys.sorted() {

@@ -5,9 +5,10 @@ import GRDB
 import Testing
 
 /// How the embedded database lays out what settlement writes: 8 KB pages for new stores (an
-/// invoice of about 2.2 KB filled a 4 KB page alone), pending calls indexed alone, and a
-/// settled deferred call's row written again small, so the pages that held pending records go
-/// back to the free list instead of staying mostly empty.
+/// invoice of about 2.2 KB filled a 4 KB page alone), no index on a call's status, and a
+/// deferred call's payload (record, signature, price, output) in `pending_calls` until it is
+/// settled, so that settling updates the small row in `calls` in place and the payload's pages
+/// go back to the free list.
 @Suite struct SQLiteLayoutTests {
     static func folder() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("layout-\(UUID().uuidString)")
@@ -19,27 +20,30 @@ import Testing
         Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'"))
     }
 
-    @Test func aNewDatabaseHasEightKilobytePagesAndIndexesOnlyPendingCalls() throws {
+    @Test func aNewDatabaseHasEightKilobytePagesAndKeepsPendingPayloadsApart() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let index = try SQLiteRegistryIndex(url: folder.appendingPathComponent("registry.sqlite"))
         try index.pool.read { db in
             #expect(try Int.fetchOne(db, sql: "PRAGMA page_size") == 8_192)
+            // Nothing indexes what settling a call changes (its status and invoice).
             let names = try Self.indexes(db)
-            #expect(names.contains("calls_pending") && !names.contains("calls_by_status"))
-            // The query settlement runs is answered from the partial index, in its order.
+            #expect(!names.contains("calls_pending") && !names.contains("calls_by_status"), "\(names)")
+            #expect(try db.tableExists("pending_calls"))
+            // The query settlement runs reads the payloads in the order they came, with no sort.
             let plan = try String.fetchAll(db, sql: """
-                EXPLAIN QUERY PLAN SELECT record FROM calls WHERE status = 'pending' ORDER BY created_at, rowid
+                EXPLAIN QUERY PLAN SELECT id, record FROM pending_calls ORDER BY id
                 """, adapter: SuffixRowAdapter(fromIndex: 3)).joined(separator: "\n")
-            #expect(plan.contains("calls_pending") && !plan.contains("TEMP B-TREE"), "\(plan)")
+            #expect(plan.contains("pending_calls") && !plan.contains("TEMP B-TREE"), "\(plan)")
         }
     }
 
-    @Test func anOlderDatabaseKeepsItsPageSizeAndGainsTheIndex() throws {
+    @Test func anOlderDatabaseKeepsItsPageSizeAndMovesPendingPayloads() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let url = folder.appendingPathComponent("registry.sqlite")
-        // A database as the previous release left it: 4 KB pages, the schema before v8.
+        // A database as an earlier release left it: 4 KB pages, the schema before v8, one call
+        // pending with its payload in its row of calls, one settled.
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL") }
         let older = try DatabaseQueue(path: url.path, configuration: configuration)
@@ -47,8 +51,9 @@ import Testing
         try older.write { db in
             #expect(try Self.indexes(db).contains("calls_by_status"))
             try db.execute(sql: """
-                INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at)
-                VALUES ('k1', 'd1', 'pending', x'7b7d', x'7b7d', x'7b7d', '5', 'alice', 1, 100)
+                INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at, output_text)
+                VALUES ('k1', 'd1', 'pending', x'7b7d', x'7b7e', x'7b7f', '5', 'alice', 1, 100, 'out');
+                INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES ('k0', 'd0', 'settled', 0, 90)
                 """)
         }
         try older.close()
@@ -56,8 +61,14 @@ import Testing
         try index.pool.read { db in
             #expect(try Int.fetchOne(db, sql: "PRAGMA page_size") == 4_096)
             let names = try Self.indexes(db)
-            #expect(names.contains("calls_pending") && !names.contains("calls_by_status"))
-            #expect(try String.fetchAll(db, sql: "SELECT idempotency_key FROM calls WHERE status = 'pending'") == ["k1"])
+            #expect(!names.contains("calls_pending") && !names.contains("calls_by_status"), "\(names)")
+            let payload = try Row.fetchAll(db, sql: "SELECT idempotency_key, hex(record), hex(signature), hex(price), fee, output_text FROM pending_calls")
+            #expect(payload.map { $0.databaseValues.map(\.description) } == [["\"k1\"", "\"7B7D\"", "\"7B7E\"", "\"7B7F\"", "\"5\"", "\"out\""]])
+            let calls = try String.fetchAll(db, sql: """
+                SELECT idempotency_key || ':' || status || ':' || coalesce(fee, '-') || ':' || (record IS NULL AND output_text IS NULL)
+                FROM calls ORDER BY idempotency_key
+                """)
+            #expect(calls == ["k0:settled:-:1", "k1:pending:5:1"])
         }
     }
 
@@ -70,9 +81,17 @@ import Testing
         try index.pool.write { db in
             try db.execute(sql: "INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES ('done', 'd0', 'settled', 0, 1)")
         }
-        for key in ["done", "never"] {
+        // A pending call whose payload is another row than the one settlement read is refused too.
+        try index.pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO calls (idempotency_key, digest, status, fee, caller, reserve_batch, created_at) VALUES ('moved', 'd2', 'pending', '5', 'alice', 1, 1);
+                INSERT INTO pending_calls (id, idempotency_key, record, signature, price, fee) VALUES (5, 'moved', x'00', x'00', x'00', '5')
+                """)
+        }
+        for (key, row) in [("done", nil), ("never", nil), ("moved", 6)] as [(String, Int64?)] {
             let row = InvoiceRow(invoice: StoredInvoice(index: 1, bytes: Data("{}".utf8), leafHash: Data(count: 32), settledAt: 2),
-                                 caller: "alice", model: "m", batch: "batch-1", idempotencyKey: key, digest: "d1", reserved: true)
+                                 caller: "alice", model: "m", batch: "batch-1", idempotencyKey: key, digest: "d1", reserved: true,
+                                 pendingRow: row)
             var message: String?
             do {
                 try index.writeLedger { try $0.insertInvoices([row], at: 2) }
@@ -81,14 +100,17 @@ import Testing
             }
             #expect(message == "call \(key) is settled as reserved but is not pending")
             let invoices = try index.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM invoices") }
-            let calls = try index.pool.read { try String.fetchAll($0, sql: "SELECT idempotency_key || ':' || status || ':' || invoice FROM calls") }
-            #expect(invoices == 0 && calls == ["done:settled:0"])
+            let calls = try index.pool.read {
+                try String.fetchAll($0, sql: "SELECT idempotency_key || ':' || status || ':' || coalesce(invoice, '') FROM calls ORDER BY idempotency_key")
+            }
+            let payloads = try index.pool.read { try String.fetchAll($0, sql: "SELECT id || ':' || idempotency_key FROM pending_calls") }
+            #expect(invoices == 0 && calls == ["done:settled:0", "moved:pending:"] && payloads == ["5:moved"], "\(calls) \(payloads)")
         }
     }
 
     /// Deferred calls, settled: each row keeps its reservation (caller, fee, reserving batch,
-    /// time) and loses its record; the pages the records filled are free for the next calls.
-    @Test func settlingDeferredCallsFreesThePagesTheirRecordsHeld() async throws {
+    /// time) and gains its invoice, in place; the pages the payloads filled are free for the next calls.
+    @Test func settlingDeferredCallsFreesThePagesTheirPayloadsHeld() async throws {
         let root = try Self.folder()
         defer { try? FileManager.default.removeItem(at: root) }
         let work = root.appendingPathComponent("work")
@@ -129,18 +151,27 @@ import Testing
         let reserved = try reservations()
         #expect(reserved.count == 2_000)
         func count(_ sql: String) throws -> Int { try queue.read { try Int.fetchOne($0, sql: sql) ?? -1 } }
-        let callBytes = "SELECT sum(pgsize) FROM dbstat WHERE name = 'calls'"
-        let pendingBytes = try count(callBytes)
+        func bytes(_ table: String) throws -> Int { try count("SELECT sum(pgsize) FROM dbstat WHERE name = '\(table)'") }
+        let (callBytes, payloadBytes) = (try bytes("calls"), try bytes("pending_calls"))
+        let pagesBefore = try count("PRAGMA page_count")
 
         let report = try await store.settlePending(resolver: resolver)
         #expect(report.settled == 2_000)
         #expect(try reservations() == reserved)
-        #expect(try count("SELECT count(*) FROM calls WHERE status = 'settled' AND record IS NULL AND signature IS NULL") == 2_000)
-        #expect(try count("SELECT count(*) FROM calls WHERE status = 'settled' AND invoice IS NULL") == 0)
-        // 2,000 records and batch signatures filled some 2 MB of the table; updated in place, the
-        // settled rows would still spread over those pages, a few to each.
-        let settledBytes = try count(callBytes)
-        #expect(pendingBytes > 1_500_000 && settledBytes < pendingBytes / 5, "calls: \(pendingBytes) bytes pending, \(settledBytes) settled")
+        #expect(try count("SELECT count(*) FROM calls WHERE status = 'settled' AND record IS NULL AND signature IS NULL AND invoice IS NOT NULL") == 2_000)
+        #expect(try count("SELECT count(*) FROM pending_calls") == 0)
+        // 2,000 records and batch signatures filled some 2 MB of pending_calls: its pages are free
+        // now. The rows of calls were small from the start and stayed where they were.
+        let pageSize = try count("PRAGMA page_size")
+        let payloadBytesAfter = try bytes("pending_calls")
+        #expect(payloadBytes > 1_500_000 && payloadBytesAfter <= pageSize, "pending_calls: \(payloadBytes) bytes, then \(payloadBytesAfter)")
+        // The invoices settling wrote took the freed pages first: the file grew by less than they hold.
+        let invoiceBytes = try bytes("invoices")
+        let pagesAfter = try count("PRAGMA page_count")
+        let grown = (pagesAfter - pagesBefore) * pageSize
+        #expect(grown < invoiceBytes - payloadBytes / 2, "grew \(grown) bytes for \(invoiceBytes) of invoices")
+        let settledCallBytes = try bytes("calls")
+        #expect(callBytes < 400_000 && settledCallBytes <= callBytes * 6 / 5, "calls: \(callBytes) bytes reserved, \(settledCallBytes) settled")
         let verified = try store.verify()
         #expect(verified.ok, "\(verified.failure ?? "")")
         // A replay of a settled deferred call still finds its invoice.

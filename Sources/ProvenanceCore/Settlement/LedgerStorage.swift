@@ -97,6 +97,9 @@ public struct PendingCall: Sendable, Equatable {
     public var signatureBytes: Data
     /// The call's output, kept for a per-call plugin (span-match) until the call is settled.
     public var outputText: String?
+    /// The row the storage keeps it in, when it settles it by that row (SQLite's `pending_calls`);
+    /// nil for a call not read from storage, or a storage that finds it by its key alone.
+    public var storageRow: Int64?
 
     public init(record: CallRecord, signature: CallSignature, price: Price, fee: TokenAmount, recordBytes: Data? = nil, outputText: String? = nil) {
         self.init(record: record, signatureBytes: signature.canonicalBytes, price: price, fee: fee,
@@ -258,6 +261,8 @@ public struct InvoiceRow: Sendable {
     public var digest: String
     /// Whether the call was reserved (deferred) and is pending until this row settles it.
     public var reserved: Bool
+    /// For a reserved call, the row its pending call was read from (`PendingCall.storageRow`).
+    public var pendingRow: Int64? = nil
 }
 
 /// Writes, all inside one transaction that commits or rolls back whole.

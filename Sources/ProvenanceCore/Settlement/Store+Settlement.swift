@@ -495,7 +495,7 @@ extension Store {
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
                 let (computation, digest) = try prepared[position].get()
-                invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes,
+                invoices.append(try book.settle(record: call.record, recordBytes: call.recordBytes, pendingRow: call.storageRow,
                                                 digest: digest, signatureBytes: call.signatureBytes, node: node,
                                                 terms: callTerms[position], attribution: attributions[position], computation: computation,
                                                 from: Accounts.escrow, mode: .batch))
@@ -960,6 +960,8 @@ struct Book {
         let mode: Invoice.Mode
         let batch: String
         let computation: SettlementComputation
+        /// A reserved call's row in storage (`PendingCall.storageRow`).
+        let pendingRow: Int64?
     }
 
     /// Charges `from` (the caller, or escrow for a reserved call), pays everyone, refunds any
@@ -967,7 +969,7 @@ struct Book {
     ///
     /// The movements happen now; the invoice's bytes are encoded and hashed later for the
     /// whole batch at once, on every core (`writeInvoices`).
-    mutating func settle(record: CallRecord, recordBytes: Data, digest: String, signatureBytes: Data, node: NodeRecord,
+    mutating func settle(record: CallRecord, recordBytes: Data, pendingRow: Int64? = nil, digest: String, signatureBytes: Data, node: NodeRecord,
                          terms: SettlementTerms, attribution: [LevelCallAttribution] = [], computation: SettlementComputation? = nil,
                          from: String, mode: Invoice.Mode) throws -> Int {
         // `computation`, when given, is this call's split under `terms` and `attribution`, worked out beforehand.
@@ -981,7 +983,7 @@ struct Book {
         }
         try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
         drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signatureBytes: signatureBytes, node: node, terms: terms, attribution: attribution, mode: mode,
-                                   batch: Store.batchName(batchID), computation: computation))
+                                   batch: Store.batchName(batchID), computation: computation, pendingRow: pendingRow))
         return index
     }
 
@@ -1014,7 +1016,8 @@ struct Book {
             rows.append(InvoiceRow(invoice: StoredInvoice(index: draft.index, bytes: encoded[position].bytes, leafHash: encoded[position].leaf,
                                                           settledAt: time),
                                    caller: draft.record.caller, model: draft.record.model, batch: draft.batch,
-                                   idempotencyKey: draft.record.idempotencyKey, digest: draft.digest, reserved: draft.mode == .batch))
+                                   idempotencyKey: draft.record.idempotencyKey, digest: draft.digest, reserved: draft.mode == .batch,
+                                   pendingRow: draft.pendingRow))
             frontier.append(leafHash: encoded[position].leaf)
         }
         // In ledger order, in one go: a database server gets one statement for the lot.
