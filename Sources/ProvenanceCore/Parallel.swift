@@ -16,6 +16,87 @@ enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Runs `work(0..<count)` on every core in the background, roughly in order, while the
+    /// calling thread hands each run of finished indices, in order, to `consume` as soon as the
+    /// run is done: what one thread must do in order (write rows in one transaction) overlaps
+    /// what every core can do beforehand (encode them). Returns once every `work` has returned,
+    /// also when `consume` throws (the indices not yet started are then skipped).
+    static func stream(_ count: Int, _ work: (Int) -> Void, consume: (Range<Int>) throws -> Void) throws {
+        guard count > 1 else {
+            if count == 1 {
+                work(0)
+                try consume(0..<1)
+            }
+            return
+        }
+        try withoutActuallyEscaping(work) { work in
+            nonisolated(unsafe) let work = work
+            let progress = StreamProgress(count)
+            let group = DispatchGroup()
+            for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
+                DispatchQueue.global().async(group: group) {
+                    while let index = progress.claim() {
+                        work(index)
+                        progress.finish(index)
+                    }
+                }
+            }
+            defer {
+                progress.cancel()
+                group.wait()
+            }
+            var consumed = 0
+            while consumed < count {
+                let ready = progress.waitForRun(from: consumed)
+                try consume(consumed..<ready)
+                consumed = ready
+            }
+        }
+    }
+}
+
+/// Which indices of a `Parallel.stream` are claimed and which are done.
+private final class StreamProgress: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var done: [Bool]
+    private var next = 0
+
+    init(_ count: Int) { done = Array(repeating: false, count: count) }
+
+    /// The next index to work on; nil when none is left or the stream was cancelled.
+    func claim() -> Int? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard next < done.count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func finish(_ index: Int) {
+        condition.lock()
+        done[index] = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    func cancel() {
+        condition.lock()
+        next = done.count
+        condition.unlock()
+    }
+
+    /// Waits until `start` is done; returns the end of the run of done indices from it.
+    func waitForRun(from start: Int) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        while !done[start] { condition.wait() }
+        var end = start + 1
+        while end < done.count && done[end] { end += 1 }
+        return end
+    }
+}
+
 /// One slot per index for `Parallel.forEach` to fill from every core, each index writing only
 /// its own slot. It owns its memory: its elements are released and its memory freed when it
 /// goes, so no caller can free the memory and forget what the slots hold (four work buffers

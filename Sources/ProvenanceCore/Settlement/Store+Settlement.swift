@@ -987,14 +987,17 @@ struct Book {
         return index
     }
 
-    /// Encodes and hashes the settled invoices on every core, then writes them, marks their
-    /// calls settled and appends their leaves, in ledger order.
+    /// Encodes and hashes the settled invoices on every core and writes them, marks their calls
+    /// settled and appends their leaves, in ledger order: each run of invoices is written as
+    /// soon as it is encoded, while the cores encode the next (for a batch of ten thousand,
+    /// encoding was a third of the time the writes took, and it waited for them).
     mutating func writeInvoices() throws {
         guard !drafts.isEmpty else { return }
         let drafts = self.drafts
         let encoded = Slots<(bytes: Data, leaf: Data)>(count: drafts.count, repeating: (Data(), Data()))
         let chunk = 64
-        Parallel.forEach((drafts.count + chunk - 1) / chunk) { part in
+        var lastTerms = ""
+        try Parallel.stream((drafts.count + chunk - 1) / chunk) { part in
             for position in (part * chunk)..<min(drafts.count, (part + 1) * chunk) {
                 let draft = drafts[position]
                 let bytes = InvoiceWriter.canonicalBytes(ledgerIndex: draft.index, record: draft.record, recordBytes: draft.recordBytes,
@@ -1003,25 +1006,27 @@ struct Book {
                                                          computation: draft.computation, callAttribution: draft.attribution)
                 encoded[position] = (bytes, MerkleTree.leafHash(bytes))
             }
-        }
-        var lastTerms = ""
-        var rows: [InvoiceRow] = []
-        rows.reserveCapacity(drafts.count)
-        for (position, draft) in drafts.enumerated() {
-            // Calls come in runs under the same terms: only a change is looked up.
-            if draft.terms.sha256 != lastTerms {
-                lastTerms = draft.terms.sha256
-                if termsWritten.insert(lastTerms).inserted { try ledger.insertTerms(sha256: lastTerms, bytes: draft.terms.bytes) }
+        } consume: { parts in
+            var rows: [InvoiceRow] = []
+            let positions = (parts.lowerBound * chunk)..<min(drafts.count, parts.upperBound * chunk)
+            rows.reserveCapacity(positions.count)
+            for position in positions {
+                let draft = drafts[position]
+                // Calls come in runs under the same terms: only a change is looked up.
+                if draft.terms.sha256 != lastTerms {
+                    lastTerms = draft.terms.sha256
+                    if termsWritten.insert(lastTerms).inserted { try ledger.insertTerms(sha256: lastTerms, bytes: draft.terms.bytes) }
+                }
+                rows.append(InvoiceRow(invoice: StoredInvoice(index: draft.index, bytes: encoded[position].bytes, leafHash: encoded[position].leaf,
+                                                              settledAt: time),
+                                       caller: draft.record.caller, model: draft.record.model, batch: draft.batch,
+                                       idempotencyKey: draft.record.idempotencyKey, digest: draft.digest, reserved: draft.mode == .batch,
+                                       pendingRow: draft.pendingRow))
+                frontier.append(leafHash: encoded[position].leaf)
             }
-            rows.append(InvoiceRow(invoice: StoredInvoice(index: draft.index, bytes: encoded[position].bytes, leafHash: encoded[position].leaf,
-                                                          settledAt: time),
-                                   caller: draft.record.caller, model: draft.record.model, batch: draft.batch,
-                                   idempotencyKey: draft.record.idempotencyKey, digest: draft.digest, reserved: draft.mode == .batch,
-                                   pendingRow: draft.pendingRow))
-            frontier.append(leafHash: encoded[position].leaf)
+            // In ledger order, a run at a time: a database server gets one statement for each.
+            try ledger.insertInvoices(rows, at: time)
         }
-        // In ledger order, in one go: a database server gets one statement for the lot.
-        try ledger.insertInvoices(rows, at: time)
         self.drafts = []
     }
 
