@@ -1,4 +1,5 @@
 import AttributionPlugins
+import Crypto
 import Foundation
 import GRDB
 @testable import ProvenanceCore
@@ -113,26 +114,8 @@ import Testing
     @Test func settlingDeferredCallsFreesThePagesTheirPayloadsHeld() async throws {
         let root = try Self.folder()
         defer { try? FileManager.default.removeItem(at: root) }
-        let work = root.appendingPathComponent("work")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let (store, _) = try Store.initialize(at: root.appendingPathComponent(".provenance"))
-        try Data("sample\n".utf8).write(to: work.appendingPathComponent("f.txt"))
-        _ = try store.add(dataset: "corpus", paths: ["f.txt"], workingDirectory: work, destination: nil,
-                          contributor: Identity(name: "Ann", email: "ann@example.org"), message: nil)
-        let resolver = PluginRegistry()
-        _ = try store.registerModel(ModelRegistrationRequest(
-            reference: ModelVersionReference(model: "m", version: "1"), developer: Identity(name: "Dev", email: "dev@example.org"),
-            datasets: [RevisionReference(parsing: "corpus")], trainingLogs: [], base: nil, weights: nil, plugin: nil), resolver: resolver)
-        try store.setPrice(Price(inputPer1k: try TokenAmount(parsing: "0.001"), outputPer1k: .zero, minFee: .zero, split: .standard,
-                                 sloMilliseconds: nil, sloPenaltyBps: 0), model: "m")
-        _ = try store.deposit(try TokenAmount(parsing: "1000"), to: "alice")
-        _ = try store.deposit(try TokenAmount(parsing: "10"), to: "node:gpu")
-        _ = try store.addNode("gpu", stake: try TokenAmount(parsing: "5"))
-        let nodeKey = try store.keyStore.nodeKey("gpu")
-        let records = (0..<2_000).map {
-            CallRecord(caller: "alice", model: "m", version: "1", node: "gpu", router: nil, inputTokens: UInt64(100 + $0), outputTokens: 0,
-                       latencyMilliseconds: 10, outputSHA256: nil, idempotencyKey: "d\($0)")
-        }
+        let (store, resolver, nodeKey) = try DeferredStore.make(in: root)
+        let records = DeferredStore.records(0..<2_000)
         let signatures = try CallSignature.signBatch(records, with: nodeKey)
         _ = try await store.submit(Array(zip(records, signatures)), deferred: true, resolver: resolver)
 
@@ -177,5 +160,35 @@ import Testing
         // A replay of a settled deferred call still finds its invoice.
         let replay = try await store.submit([(records[7], signatures[7])], deferred: true, resolver: resolver)
         #expect(replay.first?.replayed == true && replay.first?.invoice == 7)
+    }
+}
+
+/// A store with one priced model on one dataset, a funded caller (alice) and a staked node (gpu).
+enum DeferredStore {
+    static func make(in root: URL) throws -> (Store, PluginRegistry, Curve25519.Signing.PrivateKey) {
+        let work = root.appendingPathComponent("work")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let (store, _) = try Store.initialize(at: root.appendingPathComponent(".provenance"))
+        try Data("sample\n".utf8).write(to: work.appendingPathComponent("f.txt"))
+        _ = try store.add(dataset: "corpus", paths: ["f.txt"], workingDirectory: work, destination: nil,
+                          contributor: Identity(name: "Ann", email: "ann@example.org"), message: nil)
+        let resolver = PluginRegistry()
+        _ = try store.registerModel(ModelRegistrationRequest(
+            reference: ModelVersionReference(model: "m", version: "1"), developer: Identity(name: "Dev", email: "dev@example.org"),
+            datasets: [RevisionReference(parsing: "corpus")], trainingLogs: [], base: nil, weights: nil, plugin: nil), resolver: resolver)
+        try store.setPrice(Price(inputPer1k: try TokenAmount(parsing: "0.001"), outputPer1k: .zero, minFee: .zero, split: .standard,
+                                 sloMilliseconds: nil, sloPenaltyBps: 0), model: "m")
+        _ = try store.deposit(try TokenAmount(parsing: "1000"), to: "alice")
+        _ = try store.deposit(try TokenAmount(parsing: "10"), to: "node:gpu")
+        _ = try store.addNode("gpu", stake: try TokenAmount(parsing: "5"))
+        return (store, resolver, try store.keyStore.nodeKey("gpu"))
+    }
+
+    /// Calls of alice to m@1 through gpu, keyed d<n>.
+    static func records(_ range: Range<Int>) -> [CallRecord] {
+        range.map {
+            CallRecord(caller: "alice", model: "m", version: "1", node: "gpu", router: nil, inputTokens: UInt64(100 + $0), outputTokens: 0,
+                       latencyMilliseconds: 10, outputSHA256: nil, idempotencyKey: "d\($0)")
+        }
     }
 }

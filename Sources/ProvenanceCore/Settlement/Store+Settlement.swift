@@ -432,7 +432,23 @@ extension Store {
     /// Settles every pending call as one batch, with one checkpoint and one transfer per
     /// account and cause.
     public func settlePending(resolver: any AttributionPluginResolver) async throws -> SettlementReport {
-        let pending = try ledger.readLedger { try $0.pendingCalls() }
+        try settle(try await readPending(resolver: resolver))
+    }
+
+    /// Pending calls as read, before the transaction that settles them, with all the work that
+    /// needs no transaction done: each call's terms, attribution, split and record digest.
+    struct PendingBatch {
+        let pending: [PendingCall]
+        /// The ledger's size when they were read: a call stops being pending only when an
+        /// invoice settles it, so while the ledger has not grown, every call read is still pending.
+        let sizeRead: Int
+        let callTerms: [SettlementTerms]
+        let attributions: [[LevelCallAttribution]]
+        let prepared: Slots<Result<(SettlementComputation, String), any Error>>
+    }
+
+    func readPending(resolver: any AttributionPluginResolver) async throws -> PendingBatch {
+        let (pending, sizeRead) = try ledger.readLedger { (try $0.pendingCalls(), try $0.frontier().size) }
         // Each call settles under the terms of its version and the price it reserved at.
         // Calls come in runs of one version and price: a call like the one before shares its terms
         // without a lookup (building and hashing a key per call was a fifth of settling).
@@ -481,16 +497,22 @@ extension Store {
                 }
             }
         }
+        return PendingBatch(pending: pending, sizeRead: sizeRead, callTerms: callTerms, attributions: attributions, prepared: prepared)
+    }
+
+    /// Settles the calls of `batch` that are still pending, as one batch.
+    func settle(_ batch: PendingBatch) throws -> SettlementReport {
+        let (pending, callTerms, attributions, prepared) = (batch.pending, batch.callTerms, batch.attributions, batch.prepared)
         let signer = try noteSigner()
         return try ledger.writeLedger { ledger in
             var book = try Book(ledger)
-            // Only calls still pending now are settled (another process may have settled some);
-            // calls reserved since the read above wait for the next batch.
-            let stillPending = try ledger.pendingCallKeys()
+            // Only calls still pending now are settled (another process may have settled some,
+            // and then the ledger has grown); calls reserved since the read wait for the next batch.
+            let stillPending = book.treeSize == batch.sizeRead ? nil : try ledger.pendingCallKeys()
             var nodes: [String: NodeRecord] = [:]
             var invoices: [Int] = []
             invoices.reserveCapacity(pending.count)
-            for (position, call) in pending.enumerated() where stillPending.contains(call.record.idempotencyKey) {
+            for (position, call) in pending.enumerated() where stillPending?.contains(call.record.idempotencyKey) ?? true {
                 if position % 1024 == 0 { ProgressReport.report("Settling", done: position, total: pending.count, unit: "calls") }
                 if nodes[call.record.node] == nil { nodes[call.record.node] = try ledger.node(named: call.record.node) }
                 guard let node = nodes[call.record.node] else { continue }
@@ -748,6 +770,16 @@ struct Book {
     /// The batch this book's netted transfers belong to, opened on first use.
     private(set) var batchID: Int64?
     private var net: [NetKey: TokenAmount] = [:]
+    /// A batch settlement's movements, summed per account before they are posted (`postTotals`):
+    /// posting each call's seven or so movements one by one, each a handful of lookups by account
+    /// name, was most of the book's time. The result is the same: the batch's transfers are netted
+    /// anyway, and it settles all or nothing.
+    private struct Totals {
+        var released = TokenAmount.zero
+        var payouts: [String: TokenAmount] = [:]
+        var refunds: [String: TokenAmount] = [:]
+    }
+    private var totals = Totals()
     /// Calls settled or reserved in this book, by idempotency key (a key twice in one group).
     private var seen: [String: (digest: String, outcome: CallOutcome)] = [:]
     private var termsWritten = Set<String>()
@@ -977,11 +1009,19 @@ struct Book {
                                                                            levels: LevelCallAttribution.apply(attribution, to: terms.levels))
         let index = treeSize
         let batchID = try batch()
-        try post(computation.fee, from: from, to: Accounts.clearing, cause: from == Accounts.escrow ? .release : .charge)
-        for payout in computation.payouts {
-            try post(payout.amount, from: Accounts.clearing, to: payout.account, cause: .payout)
+        if mode == .batch && from == Accounts.escrow && !journaling {
+            try totals.released = totals.released.adding(computation.fee)
+            for payout in computation.payouts {
+                try totals.payouts[payout.account] = (totals.payouts[payout.account] ?? .zero).adding(payout.amount)
+            }
+            try totals.refunds[record.caller] = (totals.refunds[record.caller] ?? .zero).adding(computation.penalty)
+        } else {
+            try post(computation.fee, from: from, to: Accounts.clearing, cause: from == Accounts.escrow ? .release : .charge)
+            for payout in computation.payouts {
+                try post(payout.amount, from: Accounts.clearing, to: payout.account, cause: .payout)
+            }
+            try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
         }
-        try post(computation.penalty, from: Accounts.clearing, to: record.caller, cause: .refund)
         drafts.append(InvoiceDraft(index: index, record: record, recordBytes: recordBytes, digest: digest, signatureBytes: signatureBytes, node: node, terms: terms, attribution: attribution, mode: mode,
                                    batch: Store.batchName(batchID), computation: computation, pendingRow: pendingRow))
         return index
@@ -1039,8 +1079,23 @@ struct Book {
         CrashPoint.afterCheckpointSigned.hit()
     }
 
+    /// Posts a batch settlement's summed movements: the fees out of escrow first, then what
+    /// clearing pays out, then the refunds, each account in a fixed order.
+    private mutating func postTotals() throws {
+        let totals = self.totals
+        self.totals = Totals()
+        try post(totals.released, from: Accounts.escrow, to: Accounts.clearing, cause: .release)
+        for (account, amount) in totals.payouts.sorted(by: { $0.key < $1.key }) {
+            try post(amount, from: Accounts.clearing, to: account, cause: .payout)
+        }
+        for (account, amount) in totals.refunds.sorted(by: { $0.key < $1.key }) {
+            try post(amount, from: Accounts.clearing, to: account, cause: .refund)
+        }
+    }
+
     /// Writes the batch's netted transfers, in a fixed order, the balances and the frontier.
     mutating func commit() throws {
+        try postTotals()
         try writeInvoices()
         if let batchID {
             let lines = net.sorted { ($0.key.from, $0.key.to, $0.key.cause.rawValue) < ($1.key.from, $1.key.to, $1.key.cause.rawValue) }
