@@ -19,10 +19,12 @@ enum Parallel {
 extension Parallel {
     /// Runs `work(0..<count)` on every core in the background, roughly in order, while the
     /// calling thread hands each run of finished indices, in order, to `consume` as soon as the
-    /// run is done: what one thread must do in order (write rows in one transaction) overlaps
-    /// what every core can do beforehand (encode them). Returns once every `work` has returned,
-    /// also when `consume` throws (the indices not yet started are then skipped).
-    static func stream(_ count: Int, _ work: (Int) -> Void, consume: (Range<Int>) throws -> Void) throws {
+    /// run is done, and works too while none is: what one thread must do in order (write rows
+    /// in one transaction) overlaps what every core can do beforehand (encode them). Returns
+    /// once every `work` has returned, also when `consume` throws (the indices not yet started
+    /// are then skipped). `workers` is how many pool threads are asked to help.
+    static func stream(_ count: Int, workers: Int = ProcessInfo.processInfo.activeProcessorCount, _ work: (Int) -> Void,
+                       consume: (Range<Int>) throws -> Void) throws {
         guard count > 1 else {
             if count == 1 {
                 work(0)
@@ -34,7 +36,7 @@ extension Parallel {
             nonisolated(unsafe) let work = work
             let progress = StreamProgress(count)
             let group = DispatchGroup()
-            for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
+            for _ in 0..<workers {
                 DispatchQueue.global().async(group: group) {
                     while let index = progress.claim() {
                         work(index)
@@ -48,7 +50,18 @@ extension Parallel {
             }
             var consumed = 0
             while consumed < count {
-                let ready = progress.waitForRun(from: consumed)
+                let ready: Int
+                if let done = progress.run(from: consumed) {
+                    ready = done
+                } else if let index = progress.claim() {
+                    // Nothing to write yet: encode too, rather than wait. The stream so finishes
+                    // even if no pool thread is free to start (they may all be blocked).
+                    work(index)
+                    progress.finish(index)
+                    continue
+                } else {
+                    ready = progress.waitForRun(from: consumed)
+                }
                 try consume(consumed..<ready)
                 consumed = ready
             }
@@ -86,11 +99,22 @@ private final class StreamProgress: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// The end of the run of done indices from `start`; nil when `start` is not done yet.
+    func run(from start: Int) -> Int? {
+        condition.lock()
+        defer { condition.unlock() }
+        return done[start] ? end(from: start) : nil
+    }
+
     /// Waits until `start` is done; returns the end of the run of done indices from it.
     func waitForRun(from start: Int) -> Int {
         condition.lock()
         defer { condition.unlock() }
         while !done[start] { condition.wait() }
+        return end(from: start)
+    }
+
+    private func end(from start: Int) -> Int {
         var end = start + 1
         while end < done.count && done[end] { end += 1 }
         return end

@@ -23,6 +23,18 @@ import Testing
         #expect(runs <= count)
     }
 
+    /// With no pool thread to help (all busy, say), the calling thread does the work itself.
+    @Test func theCallingThreadWorksWhenNoWorkerStarts() throws {
+        let results = Slots(count: 300, repeating: -1)
+        var consumed: [Int] = []
+        try Parallel.stream(300, workers: 0) { index in
+            results[index] = index + 1
+        } consume: { run in
+            consumed.append(contentsOf: run.map { results[$0] })
+        }
+        #expect(consumed == Array(1...300))
+    }
+
     struct Stop: Error {}
 
     /// A consumer that throws stops the stream: the error comes out once every work that started
