@@ -121,8 +121,8 @@ extension SQLiteRegistryIndex: LedgerStorage {
     }
 
     /// A deferred call's record, signature, price and output live in `pending_calls` until it
-    /// is settled, apart from its row in `calls` (key, digest, status, reservation), which stays
-    /// small for good. Settling updates that row in place (no index covers what changes) and
+    /// is settled (with its fee repeated, so that reading them takes no join), apart from its row
+    /// in `calls` (key, digest, status, reservation), which stays small for good. Settling updates that row in place (no index covers what changes) and
     /// deletes the payload by its rowid; the payload's pages go back to the free list for the
     /// next calls. Before, the row was deleted and written again: the delete, through three
     /// indexes, was half of writing a batch's invoices.

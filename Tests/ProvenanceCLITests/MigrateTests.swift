@@ -196,6 +196,28 @@ import Testing
         }
     }
 
+    /// What registry.sqlite holds that the PostgreSQL schema has no place for stops the copy
+    /// before a row is written: a column of the table SQLite keeps pending calls' payloads in
+    /// (which the copy folds into calls), or a table of its own.
+    @Test(.enabled(if: postgresAvailable, "PostgreSQL is not installed (/usr/lib/postgresql/15/bin/initdb)"))
+    func aTableOrColumnThePostgreSQLSchemaLacksIsRefusedAndChangesNothing() throws {
+        try Self.withServer { server in
+            let cli = try CLIHarness()
+            try cli.write("b.txt", "b\n")
+            try cli.must("add", "text", "b.txt", "--contributor", "Bo <bo@example.org>")
+            try server.createDatabase("target")
+            for (change, message) in [
+                ("ALTER TABLE pending_calls ADD COLUMN extra TEXT", "registry.sqlite's pending_calls has a column 'extra' the PostgreSQL schema lacks"),
+                ("CREATE TABLE extra_table (x TEXT)", "registry.sqlite has a table 'extra_table' the PostgreSQL schema lacks"),
+            ] {
+                try TestBackend.sql(store: cli.store, change)
+                try cli.expectRefusal(["migrate", "--to", server.url(database: "target")], mentioning: message)
+                #expect(!FileManager.default.fileExists(atPath: cli.store.appendingPathComponent("database.json").path))
+                #expect(try server.psql("SELECT (SELECT count(*) FROM datasets) + (SELECT count(*) FROM calls)", database: "target") == "0")
+            }
+        }
+    }
+
     /// A crash between the steps after the copy leaves a store that opens and verifies: SQLite
     /// before `database.json` exists, the database from then on, even with registry.sqlite still there.
     @Test(.enabled(if: postgresAvailable, "PostgreSQL is not installed (/usr/lib/postgresql/15/bin/initdb)"),
