@@ -483,11 +483,11 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
-        // The invoice holds the record and signature, so the call row keeps only the key and outcome.
+        // The invoice holds the record and signature, so the call row keeps only the key and
+        // outcome. (Since v9 no row of calls holds a payload: there is none to clear on conflict.)
         let statement = try db.cachedStatement(sql: """
             INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
-            ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice,
-              record = NULL, signature = NULL, price = NULL, output_text = NULL
+            ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice
             """)
         try statement.execute(arguments: [idempotencyKey, digest, invoice, time])
     }
