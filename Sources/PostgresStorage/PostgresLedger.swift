@@ -25,7 +25,7 @@ extension PostgresRegistryIndex: LedgerStorage {
 }
 
 /// The ledger's SQL on one PostgreSQL connection inside one transaction. Inserts and updates
-/// are sent without waiting; the transaction's commit (or a savepoint's end) waits for them.
+/// are sent without waiting; the transaction's commit waits for them.
 struct PostgresLedgerAccess: LedgerWriter {
     let session: PostgresSession
 
@@ -308,6 +308,24 @@ struct PostgresLedgerAccess: LedgerWriter {
             """)
     }
 
+    /// A group's deferred calls in one statement (row by row when one carries an output: an
+    /// array parameter holds no NULL).
+    func insertPending(_ calls: [(call: PendingCall, digest: String)], batch: Int64, at time: Int64) throws {
+        guard calls.count > 1, calls.allSatisfy({ $0.call.outputText == nil }) else {
+            for (call, digest) in calls { try insertPending(call, digest: digest, batch: batch, at: time) }
+            return
+        }
+        session.send("""
+            INSERT INTO calls (idempotency_key, digest, status, record, signature, price, fee, caller, reserve_batch, created_at, output_text)
+            SELECT k, d, 'pending', r, s, p, f, c, \(batch), \(time), NULL
+            FROM unnest(\(calls.map(\.call.record.idempotencyKey))::text[], \(calls.map(\.digest))::text[],
+                        \(calls.map { bytea($0.call.recordBytes) })::bytea[], \(calls.map { bytea($0.call.signatureBytes) })::bytea[],
+                        \(calls.map { bytea($0.call.price.storedBytes) })::bytea[], \(calls.map(\.call.fee.rawString))::text[],
+                        \(calls.map(\.call.record.caller))::text[])
+              AS t (k, d, r, s, p, f, c)
+            """)
+    }
+
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
         // The invoice holds the record and signature, so the call row keeps only the key and outcome.
         session.send("""
@@ -353,23 +371,6 @@ struct PostgresLedgerAccess: LedgerWriter {
         session.send("INSERT INTO money_requests (key, digest, transfer) VALUES (\(request.key), \(request.digest), \(request.transfer))")
     }
 
-    /// Sent, not waited for: a write inside that fails after `body` returned fails the whole
-    /// transaction at its commit (all or nothing still), while a `body` that throws is undone
-    /// alone here. Calls are checked before they write, so that is where they fail.
-    func savepoint<T>(_ body: () throws -> T) throws -> T {
-        session.send("SAVEPOINT provenance_call")
-        do {
-            let result = try body()
-            session.send("RELEASE SAVEPOINT provenance_call")
-            return result
-        } catch {
-            // The statements sent inside have failed or are undone by the rollback alike.
-            try? session.flush()
-            try session.query("ROLLBACK TO SAVEPOINT provenance_call", "roll back a savepoint")
-            session.send("RELEASE SAVEPOINT provenance_call")
-            throw error
-        }
-    }
 
     func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
         guard !rows.isEmpty else { return }

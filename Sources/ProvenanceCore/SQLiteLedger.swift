@@ -550,15 +550,6 @@ struct SQLiteLedgerAccess: LedgerWriter {
                        arguments: [request.key, request.digest, request.transfer])
     }
 
-    func savepoint<T>(_ body: () throws -> T) throws -> T {
-        var result: T?
-        try db.inSavepoint {
-            result = try body()
-            return .commit
-        }
-        return result!
-    }
-
     func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws {
         try db.execute(sql: "INSERT OR REPLACE INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
                        arguments: [checkpoint.size, checkpoint.root, checkpoint.note, time])

@@ -74,6 +74,32 @@ import Testing
     }
 
     /// Amounts print as they always have: as few decimals as needed, any sign and size.
+    /// A transfer's hashed bytes, written directly, are the canonical object of its fields: the
+    /// hash every ledger so far was chained with.
+    @Test func transferBytesAreTheCanonicalObjectOfItsFields() throws {
+        var random = SplitMix64(state: 5)
+        func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+        let names = ["alice", "escrow", "stake:gpu", "José 李雷", "q\"uote", "back\\slash", "new\nline", "\u{1}", ""]
+        let causes: [Transfer.Cause] = [.deposit, .withdrawal, .stake, .charge, .reserve, .release, .payout, .refund]
+        for _ in 0..<2_000 {
+            let transfer = Transfer(sequence: Int64(random.next() % 1_000_000), from: pick(names), to: pick(names),
+                                    amount: TokenAmount(raw: Int128(random.next() % 1_000_000_000_000)), cause: pick(causes),
+                                    invoice: pick([nil, 0, Int(random.next() % 100_000)]), call: pick([nil, String(repeating: "cd", count: 32), pick(names)]),
+                                    batch: pick([nil, Int64(random.next() % 1000)]), createdAt: Int64(random.next() % 2_000_000_000), hash: "")
+            let previous = pick([Transfer.genesisHash, String(repeating: "ef", count: 32)])
+            var members: [String: CanonicalValue] = [
+                "previous": .string(previous), "sequence": .integer(transfer.sequence), "from": .string(transfer.from),
+                "to": .string(transfer.to), "amount": .string(transfer.amount.rawString), "cause": .string(transfer.cause.rawValue),
+                "invoice": transfer.invoice.map { .integer($0) } ?? .null, "call": .optional(transfer.call),
+                "created_at": .integer(transfer.createdAt),
+            ]
+            if let batch = transfer.batch { members["batch"] = .integer(batch) }
+            let expected = CanonicalValue.object(members).encoded()
+            #expect(transfer.canonicalBytes(previous: previous) == expected)
+            #expect(transfer.computeHash(previous: previous) == SHA256Digest.hex(of: expected))
+        }
+    }
+
     @Test func amountsPrintAsBefore() {
         func reference(_ amount: TokenAmount) -> String {
             let magnitude = amount.raw.magnitude
