@@ -60,7 +60,7 @@ extension Provenance {
 
         func run() async throws {
             let store = try storeOptions.open()
-            var logger = Logger(label: "provenance.registry")
+            var logger = Logger.server(label: "provenance.registry")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             var configuration = RegistryConfiguration(
                 host: host, port: port, allowLocalRemotes: allowLocalRemotes, maxBodyBytes: maxBodyBytes,

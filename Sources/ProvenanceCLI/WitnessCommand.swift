@@ -67,7 +67,7 @@ extension Provenance.WitnessCommand {
             }
             let signer = try witness.signer()
             let state = URL(fileURLWithPath: witness.dir, isDirectory: true).appendingPathComponent("state.json")
-            var logger = Logger(label: "provenance.witness")
+            var logger = Logger.server(label: "provenance.witness")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             logger.info("witnessing", metadata: ["key": "\(signer.verifierKey)", "logs": "\(verifiers.map(\.name).joined(separator: ","))"])
             try await runWitness(Witness(signer: signer, logs: verifiers, stateURL: state), host: host, port: port, logger: logger)

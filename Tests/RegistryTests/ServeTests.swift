@@ -50,6 +50,11 @@ import Testing
         #expect(anonymous == 401)
         let (verify, verified) = try await Self.get("\(base)/v1/verify", token: token)
         #expect(verified == 200 && verify.contains("\"ok\":true"))
+        // One access-log line a request, with the request logger's metadata (its id) beside the
+        // line's own, sorted by key.
+        let access = try #require(log.waitForLine(containing: "http.route=/v1/verify http.status=200", timeout: 10), "\(log.text)")
+        #expect(access.contains(" info provenance.registry: duration_ms=") && access.contains(" hb.request.id=")
+                    && access.contains(" http.method=GET http.path=/v1/verify ") && access.hasSuffix("] request"), "\(access)")
         let (metrics, _) = try await Self.get("\(base)/metrics")
         #expect(metrics.contains(#"provenance_http_requests_total{method="GET",route="/v1/verify",status="401"} 1"#))
 

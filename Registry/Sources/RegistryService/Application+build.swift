@@ -48,7 +48,7 @@ public func buildApplication(
     metrics: RegistryMetrics = RegistryMetrics(),
     logger: Logger? = nil
 ) -> some ApplicationProtocol {
-    let logger = logger ?? Logger(label: "provenance.registry")
+    let logger = logger ?? Logger.server(label: "provenance.registry")
     let router = buildRouter(configuration: configuration, store: store, resolver: resolver, metrics: metrics)
     var app = Application(
         router: router,
