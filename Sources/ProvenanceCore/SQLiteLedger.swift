@@ -300,11 +300,24 @@ struct SQLiteLedgerAccess: LedgerWriter {
         }
     }
 
+    /// Prices as last read, with their row: a group commit reads each model's price to check the
+    /// one its calls were prepared with, and parsing the amounts and split was most of that.
+    private static let pricesRead = Locked<[String: (row: [DatabaseValue], price: Price)]>([:])
+
     func price(model: String) throws -> Price? {
-        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM prices WHERE model = ?"), arguments: [model]) else { return nil }
-        return Price(inputPer1k: try amount(row["input_per_1k"], "price"), outputPer1k: try amount(row["output_per_1k"], "price"),
-                     minFee: try amount(row["min_fee"], "price"), split: try RoleSplit(parsing: row["split"]),
-                     sloMilliseconds: (row["slo_ms"] as Int64?).map { UInt64($0) }, sloPenaltyBps: UInt32(row["slo_penalty_bps"] as Int64))
+        let statement = try db.cachedStatement(
+            sql: "SELECT input_per_1k, output_per_1k, min_fee, split, slo_ms, slo_penalty_bps FROM prices WHERE model = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [model]) else { return nil }
+        let values = Array(row.databaseValues)
+        if let known = Self.pricesRead.read({ $0[model] }), known.row == values { return known.price }
+        let price = Price(inputPer1k: try amount(row[0], "price"), outputPer1k: try amount(row[1], "price"),
+                          minFee: try amount(row[2], "price"), split: try RoleSplit(parsing: row[3]),
+                          sloMilliseconds: (row[4] as Int64?).map { UInt64($0) }, sloPenaltyBps: UInt32(row[5] as Int64))
+        Self.pricesRead.write {
+            if $0.count >= 1_000 { $0.removeAll() }
+            $0[model] = (values, price)
+        }
+        return price
     }
 
     func activePlugin(model: String) throws -> String? {
@@ -417,7 +430,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func frontier() throws -> CompactRange {
-        guard let data = try Data.fetchOne(db, sql: "SELECT frontier FROM ledger_state WHERE id = 1") else { return CompactRange() }
+        guard let data = try Data.fetchOne(try db.cachedStatement(sql: "SELECT frontier FROM ledger_state WHERE id = 1")) else { return CompactRange() }
         do { return try JSONDecoder().decode(CompactRange.self, from: data) } catch {
             throw ProvenanceError(.storage, "the ledger's Merkle frontier cannot be read: \(error)")
         }
@@ -430,7 +443,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func lastTransfer() throws -> (sequence: Int64, hash: String) {
-        guard let row = try Row.fetchOne(db, sql: "SELECT sequence, hash FROM transfers ORDER BY sequence DESC LIMIT 1") else {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT sequence, hash FROM transfers ORDER BY sequence DESC LIMIT 1")) else {
             return (0, Transfer.genesisHash)
         }
         return (row["sequence"], row["hash"])
@@ -537,12 +550,13 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func insertBatch(firstInvoice: Int, at time: Int64) throws -> Int64 {
-        try db.execute(sql: "INSERT INTO batches (first_invoice, invoice_count, created_at) VALUES (?, 0, ?)", arguments: [firstInvoice, time])
+        try db.cachedStatement(sql: "INSERT INTO batches (first_invoice, invoice_count, created_at) VALUES (?, 0, ?)")
+            .execute(arguments: [firstInvoice, time])
         return db.lastInsertedRowID
     }
 
     func closeBatch(_ id: Int64, invoiceCount: Int) throws {
-        try db.execute(sql: "UPDATE batches SET invoice_count = ? WHERE id = ?", arguments: [invoiceCount, id])
+        try db.cachedStatement(sql: "UPDATE batches SET invoice_count = ? WHERE id = ?").execute(arguments: [invoiceCount, id])
     }
 
     func insertMoneyRequest(_ request: MoneyRequest) throws {

@@ -433,9 +433,10 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
         }
         let memo = CallSignature.batchMemo(root: root, signature: batchSignature, size: size, publicKey: key)
         lock.lock()
-        var known: Set<Data> = verified.contains(memo) ? [memo] : []
+        let known = verified.contains(memo)
         lock.unlock()
-        guard signature.verify(recordBytes: recordBytes, publicKey: key, verifiedBatches: &known) else { return false }
+        guard signature.verifyBatch(recordBytes: recordBytes, publicKey: key, signatureKnown: known) else { return false }
+        guard !known else { return true }
         lock.lock()
         if verified.count >= Self.limit { verified.removeAll(keepingCapacity: true) }
         verified.insert(memo)

@@ -100,6 +100,34 @@ import Testing
         }
     }
 
+    /// Plain strings read in place: ASCII and other valid UTF-8 as they are; invalid UTF-8, an
+    /// escape or a control character is left to the general parser (nil).
+    @Test func plainStringsReadInPlace() {
+        func read(_ bytes: [UInt8]) -> (String?, Int) {
+            bytes.withUnsafeBytes { buffer in
+                var position = 0
+                let text = PlainJSONString.read(buffer, at: &position)
+                return (text, position)
+            }
+        }
+        let cases: [([UInt8], String?)] = [
+            (Array("\"caller-1\",".utf8), "caller-1"),
+            (Array("\"\"".utf8), ""),
+            (Array("\"José 李雷\"".utf8), "José 李雷"),
+            ([0x22, 0x61, 0xC3, 0x28, 0x22], nil),  // a lead byte without its continuation
+            ([0x22, 0xFF, 0x22], nil),
+            ([0x22, 0xED, 0xA0, 0x80, 0x22], nil),  // a UTF-16 surrogate, not UTF-8
+            (Array("\"a\\nb\"".utf8), nil),
+            ([0x22, 0x61, 0x0A, 0x22], nil),
+            (Array("\"unterminated".utf8), nil),
+        ]
+        for (bytes, expected) in cases {
+            let (text, position) = read(bytes)
+            #expect(text == expected, "\(bytes)")
+            if let expected { #expect(position == expected.utf8.count + 2) }
+        }
+    }
+
     @Test func amountsPrintAsBefore() {
         func reference(_ amount: TokenAmount) -> String {
             let magnitude = amount.raw.magnitude

@@ -46,7 +46,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: RegistryRequestContext,
                 next: (Request, RegistryRequestContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else { return try await next(request, context) }
+        guard let header = request.headers.value(.authorization) else { return try await next(request, context) }
         guard let token = try store.authenticate(secret: try Self.secret(header)) else {
             throw RegistryError.unauthorized("the bearer token is unknown or revoked")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import ProvenanceCore
 
@@ -81,6 +82,20 @@ enum JSONResponse {
 }
 
 /// Reads request bodies: at most `limit` bytes (413 beyond), JSON of the expected shape (400 otherwise).
+extension HTTPFields {
+    /// The field's value, as `self[name]` gives it (several fields joined with ", "), without
+    /// building a joined string for the one field a request mostly has: `self[name]` joins
+    /// even one value, a lazy join over the field storage, for each of a call's three lookups.
+    func value(_ name: HTTPField.Name) -> String? {
+        var found: String?
+        for field in self where field.name == name {
+            guard found == nil else { return self[name] }
+            found = field.value
+        }
+        return found
+    }
+}
+
 struct BodyReader: Sendable {
     let limit: Int
 
@@ -90,11 +105,11 @@ struct BodyReader: Sendable {
     /// nil, `JSONDecoder` decides (see `CallBodyParser`).
     func decode<T: Decodable>(_ type: T.Type, from request: Request,
                               fast: ((UnsafeRawBufferPointer) -> T?)? = nil) async throws -> T {
-        if let contentType = request.headers[.contentType], contentType != "application/json",
+        if let contentType = request.headers.value(.contentType), contentType != "application/json",
            !contentType.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix("application/json") {
             throw RegistryError(.unsupportedMediaType, code: "unsupported_media_type", "send the body as application/json, not \(contentType.prefix(100))")
         }
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+        if let length = request.headers.value(.contentLength).flatMap({ Int($0) }), length > limit {
             throw Self.tooLarge(limit)
         }
         var request = request

@@ -59,7 +59,7 @@ extension RegistryAPI {
                    _ move: @escaping @Sendable (Store, TokenAmount, String, String?) throws -> MoneyMovement) async throws -> Response {
         _ = try context.require()
         let account = try Self.account(context)
-        let key = request.headers[.idempotencyKey]
+        let key = request.headers.value(.idempotencyKey)
         if let key { try Pattern.check(key, Pattern.idempotencyKey, "Idempotency-Key", "use 1-200 visible ASCII characters") }
         let body = try await body.decode(DepositRequest.self, from: request)
         try Pattern.checkAmount(body.amount, "amount")

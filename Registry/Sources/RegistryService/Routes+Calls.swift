@@ -8,7 +8,7 @@ extension RegistryAPI {
         [
             Endpoint(.post, "/v1/calls") { request, context in
                 let principal = try context.require(.node)
-                guard let key = request.headers[.idempotencyKey] else {
+                guard let key = request.headers.value(.idempotencyKey) else {
                     throw RegistryError.malformed("the Idempotency-Key header is required; it must equal record.idempotency_key")
                 }
                 try Pattern.check(key, Pattern.idempotencyKey, "Idempotency-Key", "use 1-200 visible ASCII characters")

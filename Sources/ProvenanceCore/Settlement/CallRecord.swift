@@ -219,15 +219,24 @@ public enum CallSignature: Sendable, Equatable {
         switch self {
         case .single(let signature):
             return publicKey.isValidSignature(signature, for: recordBytes)
-        case .batch(let root, let signature, let index, let size, let proof):
+        case .batch(let root, let signature, _, let size, _):
             let memo = Self.batchMemo(root: root, signature: signature, size: size, publicKey: publicKey)
-            if !verifiedBatches.contains(memo) {
-                guard publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size)) else { return false }
-                verifiedBatches.insert(memo)
-            }
-            return MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(recordBytes), index: index, size: size,
-                                              proof: proof, root: root)
+            let known = verifiedBatches.contains(memo)
+            guard verifyBatch(recordBytes: recordBytes, publicKey: publicKey, signatureKnown: known) else { return false }
+            if !known { verifiedBatches.insert(memo) }
+            return true
         }
+    }
+
+    /// A batch signature over `recordBytes`: the record's inclusion proof against the signed
+    /// root, and (unless `signatureKnown`, already checked for this root, size and key) the
+    /// node's Ed25519 signature of the root. False for a single signature.
+    func verifyBatch(recordBytes: Data, publicKey: Curve25519.Signing.PublicKey, signatureKnown: Bool) -> Bool {
+        guard case .batch(let root, let signature, let index, let size, let proof) = self else { return false }
+        guard MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(recordBytes), index: index, size: size, proof: proof, root: root) else {
+            return false
+        }
+        return signatureKnown || publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size))
     }
 
     /// What identifies a checked batch signature: its root, size, signature and key (the

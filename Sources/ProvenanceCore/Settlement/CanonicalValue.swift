@@ -234,14 +234,19 @@ public enum PlainJSONString {
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
         position += 1
         let start = position
+        var ascii = true
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                let utf8 = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+                // ASCII is valid UTF-8 as it is: only other bytes need `validating`, whose generic
+                // path cost more than the scan.
+                let text = ascii ? String(decoding: utf8, as: UTF8.self) : String(validating: utf8, as: UTF8.self)
                 position += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+            ascii = ascii && byte < 0x80
             position += 1
         }
         return nil
