@@ -65,19 +65,16 @@ enum Pattern {
     /// NSRegularExpression costs tens of microseconds a match on Linux, and a call carries a
     /// dozen checked fields; a value these accept the regular expression accepts too, and
     /// anything else (including a final newline) still goes to the regular expression.
-    private static let classes: [String: (allowed: [Bool], lengths: ClosedRange<Int>)] = {
-        func set(_ ranges: [ClosedRange<UInt8>], _ singles: String = "") -> [Bool] {
-            var allowed = [Bool](repeating: false, count: 256)
-            for range in ranges { for byte in range { allowed[Int(byte)] = true } }
-            for byte in singles.utf8 { allowed[Int(byte)] = true }
-            return allowed
-        }
-        return [
-            account: (set([97...122, 48...57], "@._+:-"), 1...128),
-            idempotencyKey: (set([0x21...0x7e]), 1...200),
-            sha256Hex: (set([48...57, 97...102]), 64...64),
-        ]
-    }()
+    private static let accountClass = (allowed: byteSet([97...122, 48...57], "@._+:-"), lengths: 1...128)
+    private static let idempotencyKeyClass = (allowed: byteSet([0x21...0x7e]), lengths: 1...200)
+    private static let sha256HexClass = (allowed: byteSet([48...57, 97...102]), lengths: 64...64)
+
+    private static func byteSet(_ ranges: [ClosedRange<UInt8>], _ singles: String = "") -> [Bool] {
+        var allowed = [Bool](repeating: false, count: 256)
+        for range in ranges { for byte in range { allowed[Int(byte)] = true } }
+        for byte in singles.utf8 { allowed[Int(byte)] = true }
+        return allowed
+    }
 
     private static let base64Digits: [Bool] = (0..<256).map { byte in
         (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte) || byte == 43 || byte == 47
@@ -85,15 +82,23 @@ enum Pattern {
 
     /// True only when `pattern` matches `text` (false: ask the regular expression).
     static func fastMatch(_ pattern: String, _ text: String) -> Bool {
-        // Patterns are compared before any table is looked up: hashing a pattern cost more than matching it.
-        if pattern == account || pattern == idempotencyKey || pattern == sha256Hex, let (allowed, lengths) = classes[pattern] {
-            let utf8 = text.utf8
-            return lengths.contains(utf8.count) && utf8.allSatisfy { allowed[Int($0)] }
+        // Read in place: copying each value into an array, and finding its class by hashing the
+        // pattern, cost more than the match for a call's fifteen checked fields.
+        var text = text
+        return text.withUTF8 { fastMatch(pattern, $0) }
+    }
+
+    private static func fastMatch(_ pattern: String, _ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        func inClass(_ table: (allowed: [Bool], lengths: ClosedRange<Int>)) -> Bool {
+            table.lengths.contains(utf8.count) && utf8.allSatisfy { table.allowed[Int($0)] }
         }
+        if pattern == account { return inClass(accountClass) }
+        if pattern == idempotencyKey { return inClass(idempotencyKeyClass) }
+        if pattern == sha256Hex { return inClass(sha256HexClass) }
         if pattern == version {
             // 1-64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit; no "..", no final "." or ".lock".
-            let utf8 = Array(text.utf8)
-            guard (1...64).contains(utf8.count), utf8.last != UInt8(ascii: "."), !text.hasSuffix(".lock") else { return false }
+            guard (1...64).contains(utf8.count), utf8.last != UInt8(ascii: "."),
+                  !(utf8.count >= 5 && utf8[(utf8.count - 5)...].elementsEqual(".lock".utf8)) else { return false }
             for (index, byte) in utf8.enumerated() {
                 let alphanumeric = (byte >= 97 && byte <= 122) || (byte >= 65 && byte <= 90) || (byte >= 48 && byte <= 57)
                 if alphanumeric { continue }
@@ -105,13 +110,11 @@ enum Pattern {
         if pattern == base64Bytes32 || pattern == base64Bytes64 {
             // 42 (or 85) base64 digits, a last digit whose unused bits are zero, and padding.
             let (digits, last, padding) = pattern == base64Bytes32 ? (42, "AEIMQUYcgkosw048", 1) : (85, "AQgw", 2)
-            let utf8 = Array(text.utf8)
             guard utf8.count == digits + 1 + padding else { return false }
             return utf8[0..<digits].allSatisfy { base64Digits[Int($0)] } && last.utf8.contains(utf8[digits])
                 && utf8[(digits + 1)...].allSatisfy { $0 == UInt8(ascii: "=") }
         }
         if pattern == name {
-            let utf8 = Array(text.utf8)
             return (1...64).contains(utf8.count) && utf8.enumerated().allSatisfy { index, byte in
                 (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || (index > 0 && (byte == 46 || byte == 95 || byte == 45))
             }
