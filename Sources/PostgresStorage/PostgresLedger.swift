@@ -371,7 +371,6 @@ struct PostgresLedgerAccess: LedgerWriter {
         session.send("INSERT INTO money_requests (key, digest, transfer) VALUES (\(request.key), \(request.digest), \(request.transfer))")
     }
 
-
     func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
         guard !rows.isEmpty else { return }
         guard rows.allSatisfy({ $0.batch != nil }) else {

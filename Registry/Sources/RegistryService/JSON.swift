@@ -81,7 +81,6 @@ enum JSONResponse {
     }
 }
 
-/// Reads request bodies: at most `limit` bytes (413 beyond), JSON of the expected shape (400 otherwise).
 extension HTTPFields {
     /// The field's value, as `self[name]` gives it (several fields joined with ", "), without
     /// building a joined string for the one field a request mostly has: `self[name]` joins
@@ -96,6 +95,7 @@ extension HTTPFields {
     }
 }
 
+/// Reads request bodies: at most `limit` bytes (413 beyond), JSON of the expected shape (400 otherwise).
 struct BodyReader: Sendable {
     let limit: Int
 
