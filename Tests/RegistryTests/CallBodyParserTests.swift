@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import ProvenanceCore
 import ProvenanceTestSupport
@@ -115,6 +116,20 @@ import Testing
         for header in ["Basic prov_abc", "Bearer", "Bearer ", "prov_abc"] {
             #expect(throws: RegistryError.self, "\(header)") { try AuthenticationMiddleware.secret(header) }
         }
+    }
+
+    /// A header read without joining gives what the subscript gives: one value as it is, several
+    /// joined, none nil.
+    @Test func headerValuesReadAsTheSubscriptReadsThem() {
+        let name = HTTPField.Name("Idempotency-Key")!
+        let cases: [HTTPFields] = [
+            [:],
+            [name: "k1"],
+            HTTPFields([HTTPField(name: name, value: "k1"), HTTPField(name: .contentType, value: "application/json"),
+                        HTTPField(name: name, value: "k2")]),
+        ]
+        for fields in cases { #expect(fields.value(name) == fields[name]) }
+        #expect(cases[2].value(name) == "k1, k2")
     }
 
     /// Every pattern read byte by byte agrees with its regular expression wherever it answers.
