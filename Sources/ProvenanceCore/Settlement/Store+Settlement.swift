@@ -795,7 +795,8 @@ struct Book {
     /// from it. It wrote nothing to the database: a group's calls are decided in memory and
     /// written together at commit. Copying the book instead cost a copy of every dictionary for
     /// each call of a group; a savepoint around each submission (two statements compiled for
-    /// every call) was a sixth of the group commit's time.
+    /// every call) took 18% of the committer thread's samples with the work inside it, about 7%
+    /// without.
     private enum Undo {
         case balance(String, TokenAmount?)
         case touched(String)
