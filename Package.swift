@@ -50,6 +50,8 @@ let package = Package(
             dependencies: [
                 "GitKit",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for the ledger's hottest statements (SQLiteStep).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

@@ -215,6 +215,19 @@ struct SQLiteLedgerAccess: LedgerWriter {
         return try String.fetchOne(statement, arguments: [account]).map { try amount($0, "account \(account)") }
     }
 
+    func balances(of accounts: [String]) throws -> [String: TokenAmount] {
+        let select = try SQLiteStep(db, sql: "SELECT balance FROM accounts WHERE id = ?")
+        var result: [String: TokenAmount] = [:]
+        for account in accounts {
+            try select.bind(1, account)
+            if let text = try select.first({ $0.text(0) }) {
+                guard let text else { throw ProvenanceError(.storage, "account \(account) has no balance") }
+                result[account] = try amount(text, "account \(account)")
+            }
+        }
+        return result
+    }
+
     func balances() throws -> [String: TokenAmount] {
         var result: [String: TokenAmount] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT id, balance FROM accounts") {
@@ -322,6 +335,21 @@ struct SQLiteLedgerAccess: LedgerWriter {
 
     func activePlugin(model: String) throws -> String? {
         try String.fetchOne(try db.cachedStatement(sql: "SELECT plugin FROM models WHERE name = ?"), arguments: [model])
+    }
+
+    func callStatuses(idempotencyKeys: [String]) throws -> [String: CallStatus] {
+        let select = try SQLiteStep(db, sql: "SELECT digest, status, invoice FROM calls WHERE idempotency_key = ?")
+        var result: [String: CallStatus] = [:]
+        for key in idempotencyKeys {
+            try select.bind(1, key)
+            let status = try select.first { columns -> CallStatus in
+                guard let digest = columns.text(0) else { throw ProvenanceError(.storage, "call \(key) has no digest") }
+                if columns.text(1) == "settled", let invoice = columns.int64(2) { return .settled(digest: digest, invoice: Int(invoice)) }
+                return .pending(digest: digest)
+            }
+            if let status { result[key] = status }
+        }
+        return result
     }
 
     func callStatus(idempotencyKey: String) throws -> CallStatus? {
@@ -452,20 +480,42 @@ struct SQLiteLedgerAccess: LedgerWriter {
     // MARK: Writes
 
     func setBalance(_ amount: TokenAmount, of account: String) throws {
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance
-            """)
-        try statement.execute(arguments: [account, amount.rawString])
+        try setBalances([(account, amount)])
     }
 
     func insert(_ transfer: Transfer) throws {
-        let statement = try db.cachedStatement(sql: """
+        try insert([transfer])
+    }
+
+    func insert(_ transfers: [Transfer]) throws {
+        let insert = try SQLiteStep(db, sql: """
             INSERT INTO transfers (sequence, from_account, to_account, amount, cause, invoice, call, batch, created_at, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        try statement.execute(arguments: [transfer.sequence, transfer.from, transfer.to, transfer.amount.rawString,
-                                          transfer.cause.rawValue, transfer.invoice, transfer.call, transfer.batch, transfer.createdAt,
-                                          transfer.hash])
+        for transfer in transfers {
+            try insert.bind(1, transfer.sequence)
+            try insert.bind(2, transfer.from)
+            try insert.bind(3, transfer.to)
+            try insert.bind(4, transfer.amount.rawString)
+            try insert.bind(5, transfer.cause.rawValue)
+            try insert.bind(6, transfer.invoice.map(Int64.init))
+            try insert.bind(7, transfer.call)
+            try insert.bind(8, transfer.batch)
+            try insert.bind(9, transfer.createdAt)
+            try insert.bind(10, transfer.hash)
+            try insert.run()
+        }
+    }
+
+    func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws {
+        let upsert = try SQLiteStep(db, sql: """
+            INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance
+            """)
+        for (account, amount) in balances {
+            try upsert.bind(1, account)
+            try upsert.bind(2, amount.rawString)
+            try upsert.run()
+        }
     }
 
     func insert(_ node: NodeRecord) throws {
@@ -485,45 +535,86 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func insertPending(_ call: PendingCall, digest: String, batch: Int64, at time: Int64) throws {
-        let fee = call.fee.rawString
-        try db.cachedStatement(sql: """
+        try insertPending([(call, digest)], batch: batch, at: time)
+    }
+
+    func insertPending(_ calls: [(call: PendingCall, digest: String)], batch: Int64, at time: Int64) throws {
+        let insertCall = try SQLiteStep(db, sql: """
             INSERT INTO calls (idempotency_key, digest, status, fee, caller, reserve_batch, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?)
-            """).execute(arguments: [call.record.idempotencyKey, digest, fee, call.record.caller, batch, time])
-        try db.cachedStatement(sql: """
+            """)
+        let insertPayload = try SQLiteStep(db, sql: """
             INSERT INTO pending_calls (idempotency_key, record, signature, price, fee, output_text) VALUES (?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [call.record.idempotencyKey, call.recordBytes, call.signatureBytes, Self.encodePrice(call.price),
-                                     fee, call.outputText])
+            """)
+        // Calls reserved together mostly share a price: encoded once for a run of them.
+        var lastPrice: (price: Price, bytes: Data)?
+        for (call, digest) in calls {
+            let fee = call.fee.rawString
+            try insertCall.bind(1, call.record.idempotencyKey)
+            try insertCall.bind(2, digest)
+            try insertCall.bind(3, fee)
+            try insertCall.bind(4, call.record.caller)
+            try insertCall.bind(5, batch)
+            try insertCall.bind(6, time)
+            try insertCall.run()
+            if lastPrice?.price != call.price { lastPrice = (call.price, Self.encodePrice(call.price)) }
+            try insertPayload.bind(1, call.record.idempotencyKey)
+            try insertPayload.bind(2, call.recordBytes)
+            try insertPayload.bind(3, call.signatureBytes)
+            try insertPayload.bind(4, lastPrice!.bytes)
+            try insertPayload.bind(5, fee)
+            try insertPayload.bind(6, call.outputText)
+            try insertPayload.run()
+        }
     }
 
     func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
         // The invoice holds the record and signature, so the call row keeps only the key and
         // outcome. (Since v9 no row of calls holds a payload: there is none to clear on conflict.)
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
-            ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice
-            """)
-        try statement.execute(arguments: [idempotencyKey, digest, invoice, time])
+        try db.cachedStatement(sql: Self.markSettledSQL).execute(arguments: [idempotencyKey, digest, invoice, time])
     }
+
+    static let markSettledSQL = """
+        INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
+        ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice
+        """
 
     /// Writes a group's or batch's invoices and settles their calls. A reserved call's row is
     /// marked settled in place and its payload (`pending_calls`, found by the row the pending
     /// call was read from) deleted.
     func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
-        let settleReserved = try db.cachedStatement(sql: """
+        let insertInvoice = try SQLiteStep(db, sql: """
+            INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        let markSettled = try SQLiteStep(db, sql: Self.markSettledSQL)
+        let settleReserved = try SQLiteStep(db, sql: """
             UPDATE calls SET status = 'settled', invoice = ? WHERE idempotency_key = ? AND status = 'pending'
             """)
-        let dropPayload = try db.cachedStatement(sql: "DELETE FROM pending_calls WHERE id = ? AND idempotency_key = ?")
+        let dropPayload = try SQLiteStep(db, sql: "DELETE FROM pending_calls WHERE id = ? AND idempotency_key = ?")
         for row in rows {
-            try insertInvoice(row.invoice, caller: row.caller, model: row.model, batch: row.batch)
+            let index = Int64(row.invoice.index)
+            try insertInvoice.bind(1, index)
+            try insertInvoice.bind(2, row.invoice.bytes)
+            try insertInvoice.bind(3, row.invoice.leafHash)
+            try insertInvoice.bind(4, row.caller)
+            try insertInvoice.bind(5, row.model)
+            try insertInvoice.bind(6, row.batch)
+            try insertInvoice.bind(7, row.invoice.settledAt)
+            try insertInvoice.run()
             guard row.reserved else {
-                try markSettled(idempotencyKey: row.idempotencyKey, digest: row.digest, invoice: row.invoice.index, at: time)
+                try markSettled.bind(1, row.idempotencyKey)
+                try markSettled.bind(2, row.digest)
+                try markSettled.bind(3, index)
+                try markSettled.bind(4, time)
+                try markSettled.run()
                 continue
             }
-            try settleReserved.execute(arguments: [row.invoice.index, row.idempotencyKey])
-            var settled = db.changesCount == 1
+            try settleReserved.bind(1, index)
+            try settleReserved.bind(2, row.idempotencyKey)
+            var settled = try settleReserved.run() == 1
             if settled {
-                try dropPayload.execute(arguments: [row.pendingRow, row.idempotencyKey])
-                settled = db.changesCount == 1
+                try dropPayload.bind(1, row.pendingRow)
+                try dropPayload.bind(2, row.idempotencyKey)
+                settled = try dropPayload.run() == 1
             }
             guard settled else {
                 throw ProvenanceError(.storage, "call \(row.idempotencyKey) is settled as reserved but is not pending")
