@@ -2,10 +2,10 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// One of GRDB's cached statements, bound and stepped through SQLite's C API: the ledger's
-/// hottest statements (a group commit runs six or so for every deferred call) spent about a
-/// fifth of the group committer's time in GRDB's argument boxing, `DatabaseValue` conversions
-/// and rows read by column name, more than in SQLite's own work for those rows.
+/// One of GRDB's cached statements, bound and stepped through SQLite's C API. The ledger's
+/// hottest statements run six or so times for every deferred call of a group commit, and in
+/// perf about a fifth of the committer thread was GRDB around them: argument boxing,
+/// `DatabaseValue` conversions, rows read by column name.
 ///
 /// The statement stays GRDB's: it is prepared and cached by `Database.cachedStatement`, used
 /// only inside GRDB's transaction on its connection, and left reset with no bindings, so that

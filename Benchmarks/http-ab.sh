@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Two builds of `provenance serve` side by side on the same signed records: the same seeded store
+# copied twice, one copy per build, and rounds that alternate the builds (A, B, A, B, ...) with
+# fresh records each round. On a machine whose speed moves by a third from minute to minute, one
+# run of each build says little; pairs taken a few seconds apart say more. Prints each run's
+# calls per second, p99 latency and the server's CPU time a call.
+#
+# Usage: Benchmarks/http-ab.sh BINARY_A BINARY_B
+# Environment:
+#   MODE       deferred (default) or realtime
+#   ROUNDS     pairs of runs (default 4)
+#   PER_ROUND  signed records per run (default 90000; a run stops early when they run out)
+#   DURATION   seconds per run (default 7)
+# Needs wrk and python3 with the cryptography package, like http.sh (whose wrk script it shares).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+[[ $# -eq 2 && -x $1 && -x $2 ]] || { echo "usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)" >&2; exit 2; }
+require_tools http-ab.sh wrk python3 awk
+python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
+A=$(realpath "$1"); B=$(realpath "$2")
+MODE=${MODE:-deferred}; ROUNDS=${ROUNDS:-4}; PER_ROUND=${PER_ROUND:-90000}; DURATION=${DURATION:-7}
+[[ $MODE == deferred || $MODE == realtime ]] || { echo "http-ab.sh: MODE must be deferred or realtime" >&2; exit 2; }
+PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if [[ -n $server ]] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The wrk script of http.sh, as it stands there.
+awk '/^cat > "\$work\/calls.lua" <<.EOF.$/ { inside = 1; next } /^EOF$/ { if (inside) exit } inside' \
+  "$PACKAGE_ROOT/Benchmarks/http.sh" > "$work/calls.lua"
+
+PROVENANCE_BIN=$A
+source "$PACKAGE_ROOT/Registry/live-server.sh"
+seed_store
+pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
+pv node add gpu1 >/dev/null
+for caller in $(seq 0 63); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
+token=$(pv token create --role node --subject gpu1 2>/dev/null)
+cp -R "$work/store" "$work/storeA"
+mv "$work/store" "$work/storeB"
+
+# ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
+python3 - "$work/storeA/keys/node-gpu1.ed25519" "$work/calls.tsv" $((ROUNDS * PER_ROUND)) "$MODE" <<'PY'
+import base64, hashlib, json, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
+out, calls, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def leaf(data): return hashlib.sha256(b"\x00" + data).digest()
+def node(left, right): return hashlib.sha256(b"\x01" + left + right).digest()
+def split(n):
+    k = 1
+    while k * 2 < n: k *= 2
+    return k
+def root(leaves):  # RFC 9162 section 2.1.1
+    if len(leaves) == 1: return leaves[0]
+    k = split(len(leaves))
+    return node(root(leaves[:k]), root(leaves[k:]))
+def path(index, leaves):  # RFC 9162 section 2.1.3.1
+    if len(leaves) == 1: return []
+    k = split(len(leaves))
+    if index < k: return path(index, leaves[:k]) + [root(leaves[k:])]
+    return path(index - k, leaves[k:]) + [root(leaves[:k])]
+b64 = lambda data: base64.b64encode(data).decode()
+with open(out, "w") as lines:
+    for start in range(0, calls, 256):
+        chunk = []
+        for i in range(start, min(calls, start + 256)):
+            record = {"caller": f"caller{i % 64}", "model": "m", "version": "1", "node": "gpu1", "router": None,
+                      "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
+                      "idempotency_key": f"{mode}-{i}"}
+            canonical = dict(record, format="provenance-call/1",
+                             **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
+            chunk.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
+        leaves = [leaf(message) for _, message in chunk]
+        top = root(leaves)
+        signature = b64(key.sign(f"provenance-call-batch/1\n{len(leaves)}\n{b64(top)}\n".encode()))
+        for index, (record, _) in enumerate(chunk):
+            body = {"record": record, "deferred": mode == "deferred",
+                    "signature": {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,
+                                  "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}}
+            lines.write(f"{record['idempotency_key']}\t{json.dumps(body, separators=(',', ':'))}\n")
+PY
+
+ticks_per_second=$(getconf CLK_TCK)
+echo "http-ab.sh: $MODE, $ROUNDS rounds of ${DURATION}s, 64 connections, $(nproc) cores; A = $A, B = $B"
+for round in $(seq 0 $((ROUNDS - 1))); do
+  sed -n "$((round * PER_ROUND + 1)),$(((round + 1) * PER_ROUND))p" "$work/calls.tsv" > "$work/round.tsv"
+  for side in A B; do
+    PROVENANCE_BIN=$A; [[ $side == B ]] && PROVENANCE_BIN=$B
+    store="$work/store$side"
+    start_server error
+    before=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    read -r ok bad seconds p50 p99 <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:$port" \
+      -- "$work/round.tsv" 2 "$token" /v1/calls | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
+    after=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    kill -TERM "$server"; wait "$server" || true
+    server=""
+    printf 'round %d %s  %6.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %4.0f µs/call  (%d not 2xx)  load %s\n' \
+      "$round" "$side" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" \
+      "$(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$bad" "$(cut -d' ' -f1 /proc/loadavg)"
+  done
+done
+for side in A B; do
+  PROVENANCE_BIN=$A; [[ $side == B ]] && PROVENANCE_BIN=$B
+  store="$work/store$side"
+  pv verify >/dev/null && echo "verify $side: ok"
+done
