@@ -45,27 +45,12 @@ cp -R "$work/store" "$work/storeA"
 mv "$work/store" "$work/storeB"
 
 # ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
-python3 - "$work/storeA/keys/node-gpu1.ed25519" "$work/calls.tsv" $((ROUNDS * PER_ROUND)) "$MODE" <<'PY'
-import base64, hashlib, json, sys
+PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$work/storeA/keys/node-gpu1.ed25519" "$work/calls.tsv" $((ROUNDS * PER_ROUND)) "$MODE" <<'PY'
+import base64, json, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from call_signing import b64, batch_message, leaf, path, root  # Benchmarks/call_signing.py
 key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
 out, calls, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4]
-def leaf(data): return hashlib.sha256(b"\x00" + data).digest()
-def node(left, right): return hashlib.sha256(b"\x01" + left + right).digest()
-def split(n):
-    k = 1
-    while k * 2 < n: k *= 2
-    return k
-def root(leaves):  # RFC 9162 section 2.1.1
-    if len(leaves) == 1: return leaves[0]
-    k = split(len(leaves))
-    return node(root(leaves[:k]), root(leaves[k:]))
-def path(index, leaves):  # RFC 9162 section 2.1.3.1
-    if len(leaves) == 1: return []
-    k = split(len(leaves))
-    if index < k: return path(index, leaves[:k]) + [root(leaves[k:])]
-    return path(index - k, leaves[k:]) + [root(leaves[:k])]
-b64 = lambda data: base64.b64encode(data).decode()
 with open(out, "w") as lines:
     for start in range(0, calls, 256):
         chunk = []
@@ -78,7 +63,7 @@ with open(out, "w") as lines:
             chunk.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
         leaves = [leaf(message) for _, message in chunk]
         top = root(leaves)
-        signature = b64(key.sign(f"provenance-call-batch/1\n{len(leaves)}\n{b64(top)}\n".encode()))
+        signature = b64(key.sign(batch_message(len(leaves), top)))
         for index, (record, _) in enumerate(chunk):
             body = {"record": record, "deferred": mode == "deferred",
                     "signature": {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,

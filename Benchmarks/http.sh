@@ -66,30 +66,14 @@ token=$(pv token create --role node --subject gpu1 2>/dev/null)
 admin=$(pv token create --role admin --subject bench 2>/dev/null)
 
 # Sign CALLS records per run with the node's key: one line each, "idempotency key<TAB>body".
-python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CALLERS" "$SIGN" "$SIGN_BATCH" "$PER_REQUEST" <<'PY'
-import base64, hashlib, json, sys
+PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CALLERS" "$SIGN" "$SIGN_BATCH" "$PER_REQUEST" <<'PY'
+import base64, json, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from call_signing import b64, batch_message, leaf, path, root  # Benchmarks/call_signing.py
 key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
 folder, calls, callers, sign, per_signature = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 per_request = int(sys.argv[7])
 
-def leaf(data): return hashlib.sha256(b"\x00" + data).digest()
-def node(left, right): return hashlib.sha256(b"\x01" + left + right).digest()
-def split(n):
-    k = 1
-    while k * 2 < n: k *= 2
-    return k
-def root(leaves):  # RFC 9162 section 2.1.1
-    if len(leaves) == 1: return leaves[0]
-    k = split(len(leaves))
-    return node(root(leaves[:k]), root(leaves[k:]))
-def path(index, leaves):  # RFC 9162 section 2.1.3.1
-    if len(leaves) == 1: return []
-    k = split(len(leaves))
-    if index < k: return path(index, leaves[:k]) + [root(leaves[k:])]
-    return path(index - k, leaves[k:]) + [root(leaves[:k])]
-
-b64 = lambda data: base64.b64encode(data).decode()
 for mode in ("realtime", "deferred", "batched"):
     records = []
     for i in range(calls):
@@ -107,7 +91,7 @@ for mode in ("realtime", "deferred", "batched"):
             if sign == "batch":
                 leaves = [leaf(message) for _, message in chunk]
                 top = root(leaves)
-                signature = b64(key.sign(f"provenance-call-batch/1\n{len(leaves)}\n{b64(top)}\n".encode()))
+                signature = b64(key.sign(batch_message(len(leaves), top)))
             for index, (record, message) in enumerate(chunk):
                 if sign == "batch":
                     signed = {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,
