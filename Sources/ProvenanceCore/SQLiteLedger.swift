@@ -582,9 +582,7 @@ struct SQLiteLedgerAccess: LedgerWriter {
     /// marked settled in place and its payload (`pending_calls`, found by the row the pending
     /// call was read from) deleted.
     func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
-        let insertInvoice = try SQLiteStep(db, sql: """
-            INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insertInvoice = try SQLiteStep(db, sql: Self.insertInvoiceSQL)
         let markSettled = try SQLiteStep(db, sql: Self.markSettledSQL)
         let settleReserved = try SQLiteStep(db, sql: """
             UPDATE calls SET status = 'settled', invoice = ? WHERE idempotency_key = ? AND status = 'pending'
@@ -623,11 +621,13 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws {
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
-        try statement.execute(arguments: [invoice.index, invoice.bytes, invoice.leafHash, caller, model, batch, invoice.settledAt])
+        try db.cachedStatement(sql: Self.insertInvoiceSQL)
+            .execute(arguments: [invoice.index, invoice.bytes, invoice.leafHash, caller, model, batch, invoice.settledAt])
     }
+
+    static let insertInvoiceSQL = """
+        INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+        """
 
     func saveFrontier(_ range: CompactRange) throws {
         let data = try JSONEncoder().encode(range)
