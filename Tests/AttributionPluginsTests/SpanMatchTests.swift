@@ -399,6 +399,22 @@ import Testing
         } catch let error as ProvenanceError {
             #expect(error.message.contains("has no output_sha256"))
         }
+        // An output holding U+0000 is refused, signed hash and all, deferred or not: PostgreSQL's
+        // text refuses it (a deferred call would fail its whole group) and SQLite's reads end at it.
+        let withNUL = "before\u{0}after"
+        let nulRecord = CallRecord(caller: "caller@example.org", model: "m", version: "1", node: "n1", router: nil, inputTokens: 10,
+                                   outputTokens: 10, latencyMilliseconds: 1, outputSHA256: SHA256Digest.hex(of: Data(withNUL.utf8)),
+                                   idempotencyKey: "nul-output")
+        let nulSignature = try CallSignature.sign(nulRecord, with: try store.keyStore.nodeKey("n1"))
+        for deferred in [false, true] {
+            do {
+                _ = try await store.submit([(nulRecord, nulSignature)], outputs: [withNUL], deferred: deferred, resolver: PluginRegistry())
+                Issue.record("an output holding NUL was accepted (deferred: \(deferred))")
+            } catch let error as ProvenanceError {
+                #expect(error.message.contains("NUL character (U+0000)"))
+                #expect(error.message.contains("nul-output"))
+            }
+        }
         #expect(try cli.snapshot() == before)
         // The right text settles.
         let outcome = try await store.submit([(record, signature)], outputs: ["the real output"], deferred: false,

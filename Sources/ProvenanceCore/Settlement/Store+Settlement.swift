@@ -276,7 +276,9 @@ extension Store {
     /// call is its own invoice in ledger order.
     ///
     /// `outputs`, when given, holds each call's output text (or nil), for models attributed per
-    /// call (span-match): its SHA-256 must be the signed record's `output_sha256`.
+    /// call (span-match): its SHA-256 must be the signed record's `output_sha256`, and it may not
+    /// hold U+0000, which PostgreSQL's text refuses and SQLite's text reads end at: a deferred
+    /// call would fail its whole group, or be attributed on less than its output.
     public func submit(_ calls: [(CallRecord, CallSignature)], outputs: [String?] = [], deferred: Bool,
                        resolver: any AttributionPluginResolver) async throws -> [CallOutcome] {
         guard !calls.isEmpty else { return [] }
@@ -289,6 +291,9 @@ extension Store {
             let actual = SHA256Digest.hex(of: Data(output.utf8))
             guard actual == signed else {
                 throw ProvenanceError.invalid("output_text of the call '\(calls[index].0.idempotencyKey)' hashes to \(actual.prefix(12))…, not the signed output_sha256 \(signed.prefix(12))…")
+            }
+            guard !output.utf8.contains(0) else {
+                throw ProvenanceError.invalid("output_text of the call '\(calls[index].0.idempotencyKey)' holds a NUL character (U+0000), which no store keeps as text; submit the call without output_text")
             }
         }
         var attempt = 0
