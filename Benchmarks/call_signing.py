@@ -43,3 +43,42 @@ def b64(data):
 def batch_message(size, top):
     """What a node signs for a batch of `size` records whose tree has root `top`."""
     return f"provenance-call-batch/1\n{size}\n{b64(top)}\n".encode()
+
+
+def load_key(path):
+    """A node's Ed25519 private key as the store keeps it (base64 of the raw 32 bytes)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(path).read().strip()))
+
+
+def signed_calls(key, mode, calls, callers, per_signature, single=False):
+    """`calls` records of model m@1 served by node gpu1, rotating over `callers` accounts
+    (caller0, caller1, ...), keyed "MODE-I" and signed by `key`: in batches of `per_signature`
+    under one signature, or one by one when `single`. Returns (idempotency key, {"record",
+    "signature"}) pairs, the body of a call without its "deferred" flag."""
+    import json
+    records = []
+    for i in range(calls):
+        record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
+                  "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
+                  "idempotency_key": f"{mode}-{i}"}
+        # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
+        canonical = dict(record, format="provenance-call/1",
+                         **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
+        records.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
+    signed = []
+    step = 1 if single else per_signature
+    for start in range(0, calls, step):
+        chunk = records[start:start + step]
+        if not single:
+            leaves = [leaf(message) for _, message in chunk]
+            top = root(leaves)
+            signature = b64(key.sign(batch_message(len(leaves), top)))
+        for index, (record, message) in enumerate(chunk):
+            if single:
+                proof = {"kind": "single", "signature": b64(key.sign(message))}
+            else:
+                proof = {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,
+                         "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}
+            signed.append((record["idempotency_key"], {"record": record, "signature": proof}))
+    return signed

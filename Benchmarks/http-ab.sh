@@ -11,7 +11,7 @@
 #   ROUNDS     pairs of runs (default 4)
 #   PER_ROUND  signed records per run (default 90000; a run stops early when they run out)
 #   DURATION   seconds per run (default 7)
-# Needs wrk and python3 with the cryptography package, like http.sh (whose wrk script it shares).
+# Needs wrk and python3 with the cryptography package, like http.sh (it shares Benchmarks/calls.lua and call_signing.py).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $# -eq 2 && -x $1 && -x $2 ]] || { echo "usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)" >&2; exit 2; }
@@ -30,45 +30,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The wrk script of http.sh, as it stands there.
-awk '/^cat > "\$work\/calls.lua" <<.EOF.$/ { inside = 1; next } /^EOF$/ { if (inside) exit } inside' \
-  "$PACKAGE_ROOT/Benchmarks/http.sh" > "$work/calls.lua"
-
 PROVENANCE_BIN=$A
 source "$PACKAGE_ROOT/Registry/live-server.sh"
 seed_store
-pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
-pv node add gpu1 >/dev/null
-for caller in $(seq 0 63); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
-token=$(pv token create --role node --subject gpu1 2>/dev/null)
+seed_calls 64
 cp -R "$work/store" "$work/storeA"
 mv "$work/store" "$work/storeB"
 
 # ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
 PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$work/storeA/keys/node-gpu1.ed25519" "$work/calls.tsv" $((ROUNDS * PER_ROUND)) "$MODE" <<'PY'
-import base64, json, sys
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from call_signing import b64, batch_message, leaf, path, root  # Benchmarks/call_signing.py
-key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
-out, calls, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4]
-with open(out, "w") as lines:
-    for start in range(0, calls, 256):
-        chunk = []
-        for i in range(start, min(calls, start + 256)):
-            record = {"caller": f"caller{i % 64}", "model": "m", "version": "1", "node": "gpu1", "router": None,
-                      "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
-                      "idempotency_key": f"{mode}-{i}"}
-            canonical = dict(record, format="provenance-call/1",
-                             **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
-            chunk.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
-        leaves = [leaf(message) for _, message in chunk]
-        top = root(leaves)
-        signature = b64(key.sign(batch_message(len(leaves), top)))
-        for index, (record, _) in enumerate(chunk):
-            body = {"record": record, "deferred": mode == "deferred",
-                    "signature": {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,
-                                  "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}}
-            lines.write(f"{record['idempotency_key']}\t{json.dumps(body, separators=(',', ':'))}\n")
+import json, sys
+from call_signing import load_key, signed_calls  # Benchmarks/call_signing.py
+mode = sys.argv[4]
+with open(sys.argv[2], "w") as lines:
+    for idempotency_key, item in signed_calls(load_key(sys.argv[1]), mode, int(sys.argv[3]), 64, 256):
+        lines.write(f"{idempotency_key}\t{json.dumps(dict(item, deferred=mode == 'deferred'), separators=(',', ':'))}\n")
 PY
 
 ticks_per_second=$(getconf CLK_TCK)
@@ -80,7 +56,7 @@ for round in $(seq 0 $((ROUNDS - 1))); do
     store="$work/store$side"
     start_server error
     before=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
-    read -r ok bad seconds p50 p99 <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:$port" \
+    read -r ok bad seconds p50 p99 <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
       -- "$work/round.tsv" 2 "$token" /v1/calls | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
     after=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
     kill -TERM "$server"; wait "$server" || true

@@ -59,46 +59,19 @@ trap cleanup EXIT
 
 source "$PACKAGE_ROOT/Registry/live-server.sh"
 seed_store
-pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
-pv node add gpu1 >/dev/null
-for caller in $(seq 0 $((CALLERS - 1))); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
-token=$(pv token create --role node --subject gpu1 2>/dev/null)
+seed_calls "$CALLERS"
 admin=$(pv token create --role admin --subject bench 2>/dev/null)
 
 # Sign CALLS records per run with the node's key: one line each, "idempotency key<TAB>body".
 PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$store/keys/node-gpu1.ed25519" "$work" "$CALLS" "$CALLERS" "$SIGN" "$SIGN_BATCH" "$PER_REQUEST" <<'PY'
-import base64, json, sys
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from call_signing import b64, batch_message, leaf, path, root  # Benchmarks/call_signing.py
-key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(sys.argv[1]).read().strip()))
+import json, sys
+from call_signing import load_key, signed_calls  # Benchmarks/call_signing.py
+key = load_key(sys.argv[1])
 folder, calls, callers, sign, per_signature = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 per_request = int(sys.argv[7])
 
 for mode in ("realtime", "deferred", "batched"):
-    records = []
-    for i in range(calls):
-        record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
-                  "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
-                  "idempotency_key": f"{mode}-{i}"}
-        # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
-        canonical = dict(record, format="provenance-call/1",
-                         **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
-        records.append((record, json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()))
-    lines = []
-    if True:
-        for start in range(0, calls, per_signature if sign == "batch" else 1):
-            chunk = records[start:start + (per_signature if sign == "batch" else 1)]
-            if sign == "batch":
-                leaves = [leaf(message) for _, message in chunk]
-                top = root(leaves)
-                signature = b64(key.sign(batch_message(len(leaves), top)))
-            for index, (record, message) in enumerate(chunk):
-                if sign == "batch":
-                    signed = {"kind": "batch", "batch_root": b64(top), "signature": signature, "index": index,
-                              "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}
-                else:
-                    signed = {"kind": "single", "signature": b64(key.sign(message))}
-                lines.append((record["idempotency_key"], {"record": record, "signature": signed}))
+    lines = signed_calls(key, mode, calls, callers, per_signature, single=sign != "batch")
     with open(f"{folder}/{mode}.tsv", "w") as out:
         if mode == "batched":
             # PER_REQUEST records a request, as a node reporting its calls in bulk sends them.
@@ -111,50 +84,9 @@ for mode in ("realtime", "deferred", "batched"):
                 out.write(f"{idempotency_key}\t{json.dumps(body, separators=(',', ':'))}\n")
 PY
 
-cat > "$work/calls.lua" <<'EOF'
--- Replays pre-signed calls, each once; every thread takes every THREADS-th line.
-local threads, next_id = {}, 0
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
-function init(args)
-  local path, count, token, route = args[1], tonumber(args[2]), args[3], args[4]
-  -- "cycle": replay the records round and round (the floor, which keeps nothing) instead of
-  -- stopping once each was sent.
-  cycle = args[5] == "cycle"
-  -- Requests are formatted once, here: wrk shares the two cores with the server.
-  requests, index, created, failed = {}, 0, 0, 0
-  local authorization, n = "Bearer " .. token, 0
-  for line in io.lines(path) do
-    if n % count == id then
-      local tab = line:find("\t")
-      requests[#requests + 1] = wrk.format("POST", route, {["Content-Type"] = "application/json",
-        ["Authorization"] = authorization, ["Idempotency-Key"] = line:sub(1, tab - 1)}, line:sub(tab + 1))
-    end
-    n = n + 1
-  end
-end
-function request()
-  if cycle then index = index % #requests + 1 else index = math.min(index + 1, #requests) end
-  return requests[index]
-end
-function response(status, headers, body)
-  if status == 201 or status == 200 then created = created + 1 else failed = failed + 1 end
-  if index >= #requests and not cycle then wrk.thread:stop() end
-end
-function done(summary, latency, requests)
-  local ok, bad = 0, 0
-  for _, thread in ipairs(threads) do
-    ok = ok + thread:get("created")
-    bad = bad + thread:get("failed")
-  end
-  local seconds = summary.duration / 1e6
-  io.write(string.format("RESULT %d %d %.3f %.2f %.2f\n", ok, bad, seconds,
-                         latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-EOF
+# The wrk script (Benchmarks/calls.lua) replays the signed records, each once (or round and round
+# for the floor), and counts the calls answered 201 or 200.
+calls_lua="$PACKAGE_ROOT/Benchmarks/calls.lua"
 
 ports=()
 for replica in $(seq 1 "$REPLICAS"); do
@@ -180,7 +112,7 @@ run() {  # mode [route [records per request]] → "requests-ok failed seconds p5
   before=$(cpu_ticks)
   # One wrk per replica, at once; their counts add up, and the slowest sets seconds, p50 and p99.
   for replica in $(seq 0 $((REPLICAS - 1))); do
-    wrk -t "$THREADS" -c $((CONNECTIONS / REPLICAS)) -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" "http://127.0.0.1:${ports[$replica]}" \
+    wrk -t "$THREADS" -c $((CONNECTIONS / REPLICAS)) -d "${DURATION}s" --timeout 30s -s "$calls_lua" "http://127.0.0.1:${ports[$replica]}" \
       -- "$work/$1.$replica.tsv" "$THREADS" "$token" "${2:-/v1/calls}" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' > "$work/wrk.$replica" &
   done
   wait  # (this runs in a subshell: its jobs are the wrks only)
@@ -238,7 +170,7 @@ if wants floor; then
   done
   [[ -n $floor_up ]] || { echo "http.sh: http-floor did not answer /healthz; its log:" >&2; cat "$work/floor.log" >&2; exit 1; }
   floor_before=$(awk '{ print $14 + $15 }' "/proc/$floor_pid/stat")
-  read -r ok bad seconds p50 p99 <<<"$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$work/calls.lua" \
+  read -r ok bad seconds p50 p99 <<<"$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 30s -s "$calls_lua" \
     "http://127.0.0.1:$floor_port" -- "$work/deferred.tsv" "$THREADS" "$token" /v1/calls cycle | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
   floor_after=$(awk '{ print $14 + $15 }' "/proc/$floor_pid/stat")
   kill -TERM "$floor_pid"; wait "$floor_pid" || true

@@ -15,6 +15,15 @@ seed_store() {
   pv model register m@1 --developer "Dev <dev@example.org>" --dataset text >/dev/null
 }
 
+# seed_calls CALLERS: on a seeded store, m priced at 1 a thousand input tokens, node gpu1, and
+# CALLERS funded accounts caller0, caller1, ...; sets token (a node token for gpu1).
+seed_calls() {
+  pv model price m --input-per-1k 1 --output-per-1k 0 >/dev/null
+  pv node add gpu1 >/dev/null
+  for caller in $(seq 0 $(($1 - 1))); do pv account deposit "caller$caller" 1000000000 >/dev/null; done
+  token=$(pv token create --role node --subject gpu1 2>/dev/null)
+}
+
 # start_server LOG_LEVEL: serves the store on a free loopback port; sets port and server (its
 # pid) and waits until /healthz answers. Logs go to $work/server.log.
 start_server() {
