@@ -479,10 +479,6 @@ struct SQLiteLedgerAccess: LedgerWriter {
 
     // MARK: Writes
 
-    func setBalance(_ amount: TokenAmount, of account: String) throws {
-        try setBalances([(account, amount)])
-    }
-
     func insert(_ transfer: Transfer) throws {
         try insert([transfer])
     }
@@ -534,10 +530,6 @@ struct SQLiteLedgerAccess: LedgerWriter {
                              price.split.description, price.sloMilliseconds.map { Int64($0) }, Int64(price.sloPenaltyBps), time])
     }
 
-    func insertPending(_ call: PendingCall, digest: String, batch: Int64, at time: Int64) throws {
-        try insertPending([(call, digest)], batch: batch, at: time)
-    }
-
     func insertPending(_ calls: [(call: PendingCall, digest: String)], batch: Int64, at time: Int64) throws {
         let insertCall = try SQLiteStep(db, sql: """
             INSERT INTO calls (idempotency_key, digest, status, fee, caller, reserve_batch, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?)
@@ -567,23 +559,20 @@ struct SQLiteLedgerAccess: LedgerWriter {
         }
     }
 
-    func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws {
-        // The invoice holds the record and signature, so the call row keeps only the key and
-        // outcome. (Since v9 no row of calls holds a payload: there is none to clear on conflict.)
-        try db.cachedStatement(sql: Self.markSettledSQL).execute(arguments: [idempotencyKey, digest, invoice, time])
-    }
-
-    static let markSettledSQL = """
-        INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
-        ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice
-        """
-
     /// Writes a group's or batch's invoices and settles their calls. A reserved call's row is
     /// marked settled in place and its payload (`pending_calls`, found by the row the pending
     /// call was read from) deleted.
     func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
-        let insertInvoice = try SQLiteStep(db, sql: Self.insertInvoiceSQL)
-        let markSettled = try SQLiteStep(db, sql: Self.markSettledSQL)
+        let insertInvoice = try SQLiteStep(db, sql: """
+            INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        // A call settled in real time: the invoice holds the record and signature, so the call row
+        // keeps only the key and outcome. (Since v9 no row of calls holds a payload: there is none
+        // to clear on conflict.)
+        let markSettled = try SQLiteStep(db, sql: """
+            INSERT INTO calls (idempotency_key, digest, status, invoice, created_at) VALUES (?, ?, 'settled', ?, ?)
+            ON CONFLICT (idempotency_key) DO UPDATE SET status = 'settled', invoice = excluded.invoice
+            """)
         let settleReserved = try SQLiteStep(db, sql: """
             UPDATE calls SET status = 'settled', invoice = ? WHERE idempotency_key = ? AND status = 'pending'
             """)
@@ -619,15 +608,6 @@ struct SQLiteLedgerAccess: LedgerWriter {
             }
         }
     }
-
-    func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws {
-        try db.cachedStatement(sql: Self.insertInvoiceSQL)
-            .execute(arguments: [invoice.index, invoice.bytes, invoice.leafHash, caller, model, batch, invoice.settledAt])
-    }
-
-    static let insertInvoiceSQL = """
-        INSERT INTO invoices (ledger_index, bytes, leaf_hash, caller, model, batch, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-        """
 
     func saveFrontier(_ range: CompactRange) throws {
         let data = try JSONEncoder().encode(range)

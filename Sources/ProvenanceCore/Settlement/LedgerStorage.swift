@@ -256,20 +256,6 @@ public protocol LedgerReader {
     func balances(of accounts: [String]) throws -> [String: TokenAmount]
 }
 
-extension LedgerReader {
-    public func callStatuses(idempotencyKeys: [String]) throws -> [String: CallStatus] {
-        var result: [String: CallStatus] = [:]
-        for key in idempotencyKeys { result[key] = try callStatus(idempotencyKey: key) }
-        return result
-    }
-
-    public func balances(of accounts: [String]) throws -> [String: TokenAmount] {
-        var result: [String: TokenAmount] = [:]
-        for account in accounts { result[account] = try balance(of: account) }
-        return result
-    }
-}
-
 /// An invoice row as a batch writes it.
 public struct InvoiceRow: Sendable {
     public var invoice: StoredInvoice
@@ -287,15 +273,9 @@ public struct InvoiceRow: Sendable {
 
 /// Writes, all inside one transaction that commits or rolls back whole.
 public protocol LedgerWriter: LedgerReader {
-    func setBalance(_ amount: TokenAmount, of account: String) throws
     func insert(_ transfer: Transfer) throws
     func insert(_ node: NodeRecord) throws
     func setPrice(_ price: Price, model: String, at time: Int64) throws
-    /// Keeps a deferred call until settlement; `digest` is its record's SHA-256 (hex), `batch` the
-    /// batch whose transfer reserved its fee.
-    func insertPending(_ call: PendingCall, digest: String, batch: Int64, at time: Int64) throws
-    func markSettled(idempotencyKey: String, digest: String, invoice: Int, at time: Int64) throws
-    func insertInvoice(_ invoice: StoredInvoice, caller: String, model: String, batch: String?) throws
     func saveFrontier(_ range: CompactRange) throws
     func insertCheckpoint(_ checkpoint: StoredCheckpoint, at time: Int64) throws
     /// Stores a terms block unless it is already stored.
@@ -304,33 +284,13 @@ public protocol LedgerWriter: LedgerReader {
     func insertBatch(firstInvoice: Int, at time: Int64) throws -> Int64
     func closeBatch(_ id: Int64, invoiceCount: Int) throws
     func insertMoneyRequest(_ request: MoneyRequest) throws
-    /// Keeps a group's deferred calls until settlement, in order (see `insertPending(_:digest:batch:at:)`).
+    /// Keeps a group's deferred calls until settlement, in order; `digest` is each record's SHA-256
+    /// (hex), `batch` the batch whose transfer reserved their fees.
     func insertPending(_ calls: [(call: PendingCall, digest: String)], batch: Int64, at time: Int64) throws
     /// Writes many invoices and marks their calls settled: one group's or batch's.
     func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws
     func insert(_ transfers: [Transfer]) throws
     func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws
-}
-
-extension LedgerWriter {
-    public func insertInvoices(_ rows: [InvoiceRow], at time: Int64) throws {
-        for row in rows {
-            try insertInvoice(row.invoice, caller: row.caller, model: row.model, batch: row.batch)
-            try markSettled(idempotencyKey: row.idempotencyKey, digest: row.digest, invoice: row.invoice.index, at: time)
-        }
-    }
-
-    public func insert(_ transfers: [Transfer]) throws {
-        for transfer in transfers { try insert(transfer) }
-    }
-
-    public func insertPending(_ calls: [(call: PendingCall, digest: String)], batch: Int64, at time: Int64) throws {
-        for (call, digest) in calls { try insertPending(call, digest: digest, batch: batch, at: time) }
-    }
-
-    public func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws {
-        for (account, amount) in balances { try setBalance(amount, of: account) }
-    }
 }
 
 /// The storage of accounts, transfers, calls, invoices and the Merkle ledger.
