@@ -32,8 +32,8 @@ public enum SQLiteToPostgres {
     ]
     /// PostgreSQL-only tables: nothing in SQLite to copy into them.
     static let postgresOnly: Set<String> = ["provenance_migrations", "store_identity"]
-    /// SQLite bookkeeping, not the store's state.
-    static let sqliteOnly: Set<String> = ["grdb_migrations", "sqlite_sequence"]
+    /// SQLite bookkeeping and SQLite's own index of accounts (PostgreSQL indexes `transfers`), not the store's state.
+    static let sqliteOnly: Set<String> = ["grdb_migrations", "sqlite_sequence", "account_postings", "account_postings_state"]
     /// SQLite tables whose rows PostgreSQL keeps in another's: SQLite keeps a pending call's
     /// record, signature, price and output in `pending_calls`, PostgreSQL in its row of `calls`.
     /// `key` joins the two; the folded table's `id` is its own order, which the row it joins keeps.

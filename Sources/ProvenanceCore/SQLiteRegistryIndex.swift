@@ -136,6 +136,7 @@ public final class SQLiteRegistryIndex: RegistryIndex, @unchecked Sendable {
         registerCallOutputMigration(&migrator)
         registerPendingIndexMigration(&migrator)
         registerPendingPayloadMigration(&migrator)
+        registerAccountPostingsMigration(&migrator)
         return migrator
     }
 

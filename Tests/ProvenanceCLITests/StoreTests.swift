@@ -22,7 +22,8 @@ import Testing
         #expect(journal.output == "wal")
         let migrations = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, "SELECT identifier FROM grdb_migrations"])
         #expect(migrations.lines == ["v1-datasets", "v2-models", "v3-attribution", "v4-settlement", "v5-access-tokens", "v6-net-settlement",
-                                     "v6-authorship-follows-renames", "v7-call-outputs", "v8-pending-index", "v9-pending-payloads"])
+                                     "v6-authorship-follows-renames", "v7-call-outputs", "v8-pending-index", "v9-pending-payloads",
+                                     "v10-account-postings"])
         let pageSize = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, "PRAGMA page_size"])
         #expect(pageSize.output == "8192")
         }

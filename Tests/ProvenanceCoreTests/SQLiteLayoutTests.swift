@@ -161,6 +161,97 @@ import Testing
         let replay = try await store.submit([(records[7], signatures[7])], deferred: true, resolver: resolver)
         #expect(replay.first?.replayed == true && replay.first?.invoice == 7)
     }
+
+    /// Transfers between a few accounts, some to the account they come from, numbered from `first`.
+    static func transfers(_ range: ClosedRange<Int64>) -> [Transfer] {
+        range.map { sequence in
+            let from = "a\(sequence % 7)"
+            return Transfer(sequence: sequence, from: from, to: sequence % 11 == 0 ? from : "b\(sequence % 5)", amount: TokenAmount(raw: 1),
+                            cause: .deposit, invoice: nil, call: nil, batch: nil, createdAt: sequence, hash: "h\(sequence)")
+        }
+    }
+
+    /// An account's transfers are found by `account_postings`, filled a run of transfers at a
+    /// time, and by a scan of the transfers after the last run: a statement is the same either
+    /// way, and nothing indexes `transfers` by account (such an index took a page a caller a commit).
+    @Test func anAccountsTransfersAreFoundWhetherPostedYetOrNot() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let index = try SQLiteRegistryIndex(url: folder.appendingPathComponent("registry.sqlite"))
+        let run = SQLiteLedgerAccess.postingRun
+        var written: [Transfer] = []
+        func check(posted expected: Int64) throws {
+            for account in ["a0", "a3", "a6", "b0", "b4", "nobody"] {
+                let found: [Int64] = try index.readLedger { try $0.transfers(account: account) }.map(\.sequence)
+                let expected: [Int64] = written.filter { $0.from == account || $0.to == account }.map(\.sequence)
+                #expect(found == expected, "\(account): \(found.count) transfers found, \(expected.count) written")
+            }
+            try index.pool.read { (db: Database) throws in
+                #expect(try Int64.fetchOne(db, sql: "SELECT upto FROM account_postings_state") == expected)
+                var pairs = Set<String>()
+                for transfer in written where transfer.sequence <= expected {
+                    pairs.insert("\(transfer.from) \(transfer.sequence)")
+                    pairs.insert("\(transfer.to) \(transfer.sequence)")
+                }
+                let posted = try String.fetchAll(db, sql: "SELECT account || ' ' || sequence FROM account_postings")
+                #expect(posted.count == pairs.count && Set(posted) == pairs)
+            }
+        }
+        // Fewer than a run: nothing posted, the tail is scanned.
+        written += Self.transfers(1...(run - 10))
+        try index.writeLedger { try $0.insert(Array(written)) }
+        try check(posted: 0)
+        // A run's worth: every transfer so far is posted in one sorted run.
+        let more = Self.transfers((run - 9)...(run + 100))
+        written += more
+        try index.writeLedger { try $0.insert(more) }
+        try check(posted: run + 100)
+        // A few more: posted and tail together.
+        let tail = Self.transfers((run + 101)...(run + 130))
+        written += tail
+        try index.writeLedger { try $0.insert(tail) }
+        try check(posted: run + 100)
+        try index.pool.read { (db: Database) throws in
+            let names = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transfers'"))
+            // Nothing indexes transfers: they are found by sequence, or by account through account_postings.
+            #expect(names.isEmpty, "\(names)")
+            let plan = try String.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT * FROM transfers WHERE sequence IN (\(SQLiteLedgerAccess.accountSequences))",
+                                           arguments: ["a1"], adapter: SuffixRowAdapter(fromIndex: 3)).joined(separator: "\n")
+            #expect(plan.contains("account_postings USING PRIMARY KEY") && !plan.contains("SCAN transfers"), "\(plan)")
+        }
+    }
+
+    /// A database from before `account_postings` gets every transfer it holds posted when it is
+    /// opened, and loses its indexes of transfers (by account, invoice and batch).
+    @Test func anOlderDatabasePostsItsTransfersWhenOpened() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("registry.sqlite")
+        let older = try DatabaseQueue(path: url.path)
+        try SQLiteRegistryIndex.migrator.migrate(older, upTo: "v9-pending-payloads")
+        try older.write { db in
+            for sequence in 1...25 as ClosedRange<Int64> {
+                try db.execute(sql: """
+                    INSERT INTO transfers (sequence, from_account, to_account, amount, cause, created_at, hash)
+                    VALUES (?, ?, ?, '1', 'deposit', 0, 'h')
+                    """, arguments: [sequence, sequence % 3 == 0 ? "alice" : "world", sequence % 2 == 0 ? "bo" : "alice"])
+            }
+        }
+        try older.close()
+        let index = try SQLiteRegistryIndex(url: url)
+        let alice: [Int64] = try index.readLedger { try $0.transfers(account: "alice") }.map(\.sequence)
+        let bo: [Int64] = try index.readLedger { try $0.transfers(account: "bo") }.map(\.sequence)
+        let aliceExpected: [Int64] = (1...25).filter { $0 % 3 == 0 || $0 % 2 == 1 }
+        let boExpected: [Int64] = (1...25).filter { $0 % 2 == 0 }
+        #expect(alice == aliceExpected)
+        #expect(bo == boExpected)
+        try index.pool.read { (db: Database) throws in
+            #expect(try Int64.fetchOne(db, sql: "SELECT upto FROM account_postings_state") == 25)
+            // alice → alice (sequences 3, 9, 15, 21) is posted once.
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM account_postings") == 50 - 4)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transfers'") == 0)
+        }
+    }
 }
 
 /// A store with one priced model on one dataset, a funded caller (alice) and a staked node (gpu).
