@@ -51,17 +51,19 @@ def load_key(path):
     return Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(path).read().strip()))
 
 
-def signed_calls(key, mode, calls, callers, per_signature, single=False):
+def signed_calls(key, mode, calls, callers, per_signature, single=False, keys="sequential", first=0):
     """`calls` records of model m@1 served by node gpu1, rotating over `callers` accounts
-    (caller0, caller1, ...), keyed "MODE-I" and signed by `key`: in batches of `per_signature`
-    under one signature, or one by one when `single`. Returns (idempotency key, {"record",
+    (caller0, caller1, ...), keyed "MODE-I" (I from `first`) or, with keys="uuid", by random
+    UUIDs as a node would key them, and signed by `key`: in batches of `per_signature` under
+    one signature, or one by one when `single`. Returns (idempotency key, {"record",
     "signature"}) pairs, the body of a call without its "deferred" flag."""
     import json
+    import uuid
     records = []
-    for i in range(calls):
+    for i in range(first, first + calls):
         record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
                   "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
-                  "idempotency_key": f"{mode}-{i}"}
+                  "idempotency_key": str(uuid.uuid4()) if keys == "uuid" else f"{mode}-{i}"}
         # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
         canonical = dict(record, format="provenance-call/1",
                          **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})
