@@ -11,6 +11,8 @@
 #   ROUNDS     pairs of runs (default 4)
 #   PER_ROUND  signed records per run (default 90000; a run stops early when they run out)
 #   DURATION   seconds per run (default 7)
+#   PRELOAD    calls sent to the seeded store (by build A) before it is copied, so that both
+#              builds start on a store that already holds calls (default 0)
 # Needs wrk and python3 with the cryptography package, like http.sh (it shares Benchmarks/calls.lua and call_signing.py).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -18,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 require_tools http-ab.sh wrk python3 awk
 python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
 A=$(realpath "$1"); B=$(realpath "$2")
-MODE=${MODE:-deferred}; ROUNDS=${ROUNDS:-4}; PER_ROUND=${PER_ROUND:-90000}; DURATION=${DURATION:-7}
+MODE=${MODE:-deferred}; ROUNDS=${ROUNDS:-4}; PER_ROUND=${PER_ROUND:-90000}; DURATION=${DURATION:-7}; PRELOAD=${PRELOAD:-0}
 [[ $MODE == deferred || $MODE == realtime ]] || { echo "http-ab.sh: MODE must be deferred or realtime" >&2; exit 2; }
 PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -34,11 +36,8 @@ PROVENANCE_BIN=$A
 source "$PACKAGE_ROOT/Registry/live-server.sh"
 seed_store
 seed_calls 64
-cp -R "$work/store" "$work/storeA"
-mv "$work/store" "$work/storeB"
-
-# ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
-PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$work/storeA/keys/node-gpu1.ed25519" "$work/calls.tsv" $((ROUNDS * PER_ROUND)) "$MODE" <<'PY'
+# PRELOAD + ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
+PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$work/store/keys/node-gpu1.ed25519" "$work/all.tsv" $((PRELOAD + ROUNDS * PER_ROUND)) "$MODE" <<'PY'
 import json, sys
 from call_signing import load_key, signed_calls  # Benchmarks/call_signing.py
 mode = sys.argv[4]
@@ -46,9 +45,20 @@ with open(sys.argv[2], "w") as lines:
     for idempotency_key, item in signed_calls(load_key(sys.argv[1]), mode, int(sys.argv[3]), 64, 256):
         lines.write(f"{idempotency_key}\t{json.dumps(dict(item, deferred=mode == 'deferred'), separators=(',', ':'))}\n")
 PY
+head -n "$PRELOAD" "$work/all.tsv" > "$work/preload.tsv"
+tail -n +"$((PRELOAD + 1))" "$work/all.tsv" > "$work/calls.tsv"
+if [[ $PRELOAD -gt 0 ]]; then
+  start_server error
+  wrk -t 2 -c 64 -d "$((PRELOAD / 1000 + 10))s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
+    -- "$work/preload.tsv" 2 "$token" /v1/calls >/dev/null
+  kill -TERM "$server"; wait "$server" || true
+  server=""
+fi
+cp -R "$work/store" "$work/storeA"
+mv "$work/store" "$work/storeB"
 
 ticks_per_second=$(getconf CLK_TCK)
-echo "http-ab.sh: $MODE, $ROUNDS rounds of ${DURATION}s, 64 connections, $(nproc) cores; A = $A, B = $B"
+echo "http-ab.sh: $MODE, $ROUNDS rounds of ${DURATION}s, 64 connections, $(nproc) cores, $PRELOAD calls preloaded; A = $A, B = $B"
 for round in $(seq 0 $((ROUNDS - 1))); do
   sed -n "$((round * PER_ROUND + 1)),$(((round + 1) * PER_ROUND))p" "$work/calls.tsv" > "$work/round.tsv"
   for side in A B; do
