@@ -143,11 +143,12 @@ extension SQLiteRegistryIndex: LedgerStorage {
     /// An account's transfers are found through `account_postings` (account, transfer sequence),
     /// filled in runs of `SQLiteLedgerAccess.postingRun` transfers rather than one entry per
     /// transfer as it is written. An index on `transfers (from_account)` took an entry on the
-    /// page of each account a group commit moved money for: a deferred group of 16 calls from
-    /// 16 callers dirtied 18 pages of it, 8 KB each written to the log and again to the
-    /// database, half of all the bytes a group wrote. A run sorted by account lands on each
-    /// account's page once. Transfers past the last run (`account_postings_state.upto`) are
-    /// found by scanning that short tail.
+    /// page of each account a group commit moved money for: a deferred group of about 16 calls
+    /// from as many callers dirtied about 18 pages of it, 8 KB each written to the log and again
+    /// to the database, half of all the bytes a group wrote (`Benchmarks/wal-frames.sh`). A run
+    /// dirties each account's page once, however many of its transfers the account has.
+    /// Transfers past the last run (`account_postings_state.upto`) are found by scanning that
+    /// short tail.
     ///
     /// The indexes of transfers by invoice and by batch go too: no query reads them, and each
     /// took a page a group commit (a netted transfer's invoice is NULL: every group's landed on
