@@ -145,7 +145,7 @@ extension SQLiteRegistryIndex: LedgerStorage {
     /// transfer as it is written. An index on `transfers (from_account)` took an entry on the
     /// page of each account a group commit moved money for: a deferred group of about 16 calls
     /// from as many callers dirtied about 18 pages of it, 8 KB each written to the log and again
-    /// to the database, half of all the bytes a group wrote (`Benchmarks/wal-frames.sh`). A run
+    /// to the database, 44% of the bytes a group wrote (`Benchmarks/wal-frames.sh`). A run
     /// dirties each account's page once, however many of its transfers the account has.
     /// Transfers past the last run (`account_postings_state.upto`) are found by scanning that
     /// short tail.
@@ -542,8 +542,9 @@ struct SQLiteLedgerAccess: LedgerWriter {
     }
 
     /// Transfers posted to `account_postings` at a time (see `registerAccountPostingsMigration`).
-    /// A run of 4,096 took 6-12 ms inside the group commit that posted it, and every call waiting
-    /// behind it waited that much longer: deferred p99 went from 14-16 ms to 17-22 ms.
+    /// A run of 4,096, sorted as it then was, took 10-13 ms (sqlite3's timer) inside the group
+    /// commit that posted it, and every call waiting behind it waited that much longer:
+    /// deferred p99 went from 14-16 ms to 17-22 ms.
     static let postingRun: Int64 = 1_024
 
     /// Posts the transfers after the last run, through `last`, once there are a run's worth.
