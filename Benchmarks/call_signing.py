@@ -84,3 +84,17 @@ def signed_calls(key, mode, calls, callers, per_signature, single=False, keys="s
                          "size": len(leaves), "proof": [b64(h) for h in path(index, leaves)]}
             signed.append((record["idempotency_key"], {"record": record, "signature": proof}))
     return signed
+
+
+if __name__ == "__main__":
+    # python3 Benchmarks/call_signing.py NODE_KEY OUT COUNT MODE [KEYS [FIRST]]: writes COUNT calls
+    # (MODE deferred or realtime) to OUT, one "idempotency key<TAB>request body" line each, signed
+    # in batches of 256 — the lines Benchmarks/calls.lua sends (http-ab.sh, wal-frames.sh).
+    import json
+    import sys
+    node_key, out, count, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    keys = sys.argv[5] if len(sys.argv) > 5 else "sequential"
+    first = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    with open(out, "w") as lines:
+        for idempotency_key, item in signed_calls(load_key(node_key), mode, count, 64, 256, keys=keys, first=first):
+            lines.write(f"{idempotency_key}\t{json.dumps(dict(item, deferred=mode == 'deferred'), separators=(',', ':'))}\n")

@@ -29,3 +29,11 @@ find_provenance() {
     fi
     echo "==> Using $BIN"
 }
+
+# send_calls FILE COUNT: sends every line of FILE (written by call_signing.py) once to
+# `POST /v1/calls` of the server on $port with $token, 64 connections; a wrk thread stops at the
+# end of its share. For filling a store, not for timing it.
+send_calls() {
+    wrk -t 2 -c 64 -d "$(( $2 / 1000 + 10 ))s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
+        -- "$1" 2 "$token" /v1/calls >/dev/null
+}

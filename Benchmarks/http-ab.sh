@@ -37,20 +37,12 @@ source "$PACKAGE_ROOT/Registry/live-server.sh"
 seed_store
 seed_calls 64
 # PRELOAD + ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
-PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$work/store/keys/node-gpu1.ed25519" "$work/all.tsv" $((PRELOAD + ROUNDS * PER_ROUND)) "$MODE" <<'PY'
-import json, sys
-from call_signing import load_key, signed_calls  # Benchmarks/call_signing.py
-mode = sys.argv[4]
-with open(sys.argv[2], "w") as lines:
-    for idempotency_key, item in signed_calls(load_key(sys.argv[1]), mode, int(sys.argv[3]), 64, 256):
-        lines.write(f"{idempotency_key}\t{json.dumps(dict(item, deferred=mode == 'deferred'), separators=(',', ':'))}\n")
-PY
+python3 "$PACKAGE_ROOT/Benchmarks/call_signing.py" "$work/store/keys/node-gpu1.ed25519" "$work/all.tsv" $((PRELOAD + ROUNDS * PER_ROUND)) "$MODE"
 head -n "$PRELOAD" "$work/all.tsv" > "$work/preload.tsv"
 tail -n +"$((PRELOAD + 1))" "$work/all.tsv" > "$work/calls.tsv"
 if [[ $PRELOAD -gt 0 ]]; then
   start_server error
-  wrk -t 2 -c 64 -d "$((PRELOAD / 1000 + 10))s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
-    -- "$work/preload.tsv" 2 "$token" /v1/calls >/dev/null
+  send_calls "$work/preload.tsv" "$PRELOAD"
   kill -TERM "$server"; wait "$server" || true
   server=""
 fi

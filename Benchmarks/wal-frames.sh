@@ -41,24 +41,13 @@ seed_calls 64
 db="$store/registry.sqlite"
 
 sign() {  # sign FILE FIRST COUNT
-  PYTHONPATH="$PACKAGE_ROOT/Benchmarks" python3 - "$store/keys/node-gpu1.ed25519" "$1" "$2" "$3" "$MODE" "$KEYS" <<'PY'
-import json, sys
-from call_signing import load_key, signed_calls  # Benchmarks/call_signing.py
-path, first, count, mode, keys = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-with open(path, "w") as lines:
-    for idempotency_key, item in signed_calls(load_key(sys.argv[1]), mode, count, 64, 256, keys=keys, first=first):
-        lines.write(f"{idempotency_key}\t{json.dumps(dict(item, deferred=mode == 'deferred'), separators=(',', ':'))}\n")
-PY
-}
-send() {  # send FILE COUNT: every record once (a wrk thread stops at the end of its share)
-  wrk -t 2 -c 64 -d "$(( $2 / 1000 + 10 ))s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
-    -- "$1" 2 "$token" /v1/calls >/dev/null
+  python3 "$PACKAGE_ROOT/Benchmarks/call_signing.py" "$store/keys/node-gpu1.ed25519" "$1" "$3" "$MODE" "$KEYS" "$2"
 }
 [[ $PRELOAD -gt 0 ]] && sign "$work/preload.tsv" 0 "$PRELOAD"
 sign "$work/measure.tsv" "$PRELOAD" "$MEASURE"
 
 start_server error
-[[ $PRELOAD -gt 0 ]] && send "$work/preload.tsv" "$PRELOAD" >/dev/null
+[[ $PRELOAD -gt 0 ]] && send_calls "$work/preload.tsv" "$PRELOAD"
 # A reader's snapshot from before the measured calls: checkpoints copy nothing past it and the
 # log is not restarted, so it keeps every frame they write. It writes a row just before it
 # starts reading, so that its snapshot is in the log (one taken with the whole log copied
@@ -89,7 +78,7 @@ PY
 }
 read -r salt1 salt2 skip <<<"$(wal_frames "$db-wal")"
 calls_before=$(awk '/^reading/ { print $2 }' "$work/reader.log")
-send "$work/measure.tsv" "$MEASURE"
+send_calls "$work/measure.tsv" "$MEASURE"
 cp "$db-wal" "$work/measured.wal"
 kill "$reader"; wait "$reader" 2>/dev/null || true; reader=""
 kill -TERM "$server"; wait "$server" || true; server=""

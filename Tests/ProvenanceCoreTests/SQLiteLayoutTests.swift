@@ -162,7 +162,7 @@ import Testing
         #expect(replay.first?.replayed == true && replay.first?.invoice == 7)
     }
 
-    /// Transfers between a few accounts, some to the account they come from, numbered from `first`.
+    /// Transfers between a few accounts, some to the account they come from, one for each sequence in `range`.
     static func transfers(_ range: ClosedRange<Int64>) -> [Transfer] {
         range.map { sequence in
             let from = "a\(sequence % 7)"
