@@ -79,4 +79,34 @@ import Testing
         #expect(after.0 == before.0 && after.1 == before.1 && after.2 == before.2 && after.3 == before.3)
         #expect(try store.ledger.readLedger { try $0.callStatus(idempotencyKey: "a0") } == nil)
     }
+
+    /// Submissions that arrive together are written together; once the load is gone, the
+    /// committer goes idle, and the next lone submission is written on its own.
+    @Test func concurrentSubmissionsShareGroupsAndALoneOneIsWrittenAlone() async throws {
+        let root = try SQLiteLayoutTests.folder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (store, resolver, nodeKey) = try DeferredStore.make(in: root)
+        let batchesBefore = try store.ledger.readLedger { try $0.batches().count }
+        var submissions: [[PreparedCall]] = []
+        for index in 0..<64 {
+            submissions.append(try await Self.prepared(store, [Self.call("alice", "k\(index)")], key: nodeKey, deferred: true, resolver: resolver))
+        }
+        let statuses = try await withThrowingTaskGroup(of: [CallOutcome.Status].self) { group in
+            for calls in submissions {
+                group.addTask { try await store.committer.submit(calls, to: store).map(\.status) }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(statuses == Array(repeating: .pending, count: 64))
+        let batchesAfterLoad = try store.ledger.readLedger { try $0.batches().count }
+        #expect(batchesAfterLoad - batchesBefore < 64, "64 concurrent submissions were written in \(batchesAfterLoad - batchesBefore) groups")
+
+        let lone = try await Self.prepared(store, [Self.call("alice", "lone")], key: nodeKey, deferred: true, resolver: resolver)
+        #expect(try await store.committer.submit(lone, to: store).map(\.status) == [.pending])
+        let (batches, pending) = try store.ledger.readLedger { (try $0.batches().count, try $0.pendingCallKeys().count) }
+        #expect(batches == batchesAfterLoad + 1)
+        #expect(pending == 65)
+        let report = try store.verify()
+        #expect(report.ok, "\(report.failure ?? "")")
+    }
 }
