@@ -111,6 +111,13 @@ enum PostgresSchema {
             // second store directory cannot sign the same ledger with another key.
             "CREATE TABLE store_identity (id BIGINT PRIMARY KEY, verifier_key TEXT NOT NULL)",
         ]),
+        // No query finds transfers by invoice or by batch (statements go by account, then join
+        // the batch by its key), and every inserted transfer paid for both: SQLite dropped them in
+        // its v10-account-postings.
+        ("v2-unread-transfer-indexes", [
+            "DROP INDEX IF EXISTS transfers_by_invoice",
+            "DROP INDEX IF EXISTS transfers_by_batch",
+        ]),
     ]
 
     /// A fixed advisory-lock key for migrations (any 64-bit value no other lock uses).

@@ -16,7 +16,9 @@ import Testing
         let keys = try FileManager.default.attributesOfItem(atPath: cli.store.appendingPathComponent("keys").path)
         #expect((keys[.posixPermissions] as? NSNumber)?.intValue == 0o700)
         if TestBackend.databaseURL(ofStore: cli.store) != nil {
-            #expect(try TestBackend.sql(store: cli.store, "SELECT id FROM provenance_migrations ORDER BY applied_at, id") == "v1-registry")
+            #expect(try TestBackend.sql(store: cli.store, "SELECT id FROM provenance_migrations ORDER BY applied_at, id") == "v1-registry\nv2-unread-transfer-indexes")
+            #expect(try TestBackend.sql(store: cli.store, "SELECT indexname FROM pg_indexes WHERE tablename = 'transfers' ORDER BY indexname")
+                    == "transfers_by_from\ntransfers_by_to\ntransfers_pkey")
         } else {
         let journal = try runProcess("/usr/bin/sqlite3", [cli.store.appendingPathComponent("registry.sqlite").path, "PRAGMA journal_mode"])
         #expect(journal.output == "wal")
