@@ -159,6 +159,9 @@ struct PostgresLedgerAccess: LedgerWriter {
         return result
     }
 
+    /// PostgreSQL finds an account's transfers through its own indexes: nothing of ours to check.
+    func accountIndexProblem() throws -> String? { nil }
+
     func balances(of accounts: [String]) throws -> [String: TokenAmount] {
         guard !accounts.isEmpty else { return [:] }
         var result: [String: TokenAmount] = [:]

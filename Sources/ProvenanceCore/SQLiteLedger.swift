@@ -275,6 +275,34 @@ struct SQLiteLedgerAccess: LedgerWriter {
           AND (from_account = ?1 OR to_account = ?1)
         """
 
+    /// `account_postings` against the transfers it posts: every transfer up to the mark under
+    /// the account it comes from and the one it goes to, nothing else, and the mark no further
+    /// than the last transfer. A posting missing would leave a transfer out of a statement while
+    /// the balances stayed right, so `verify` checks it like the balances.
+    func accountIndexProblem() throws -> String? {
+        guard let upto = try Int64.fetchOne(db, sql: "SELECT upto FROM account_postings_state WHERE id = 1") else {
+            return "account_postings_state: the mark of posted transfers is missing"
+        }
+        let last = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM transfers") ?? 0
+        guard upto <= last else { return "account_postings_state: transfers are posted up to \(upto), past the last transfer \(last)" }
+        let row = try Row.fetchOne(db, sql: """
+            WITH expected (account, sequence) AS (
+              SELECT from_account, sequence FROM transfers WHERE sequence <= ?1
+              UNION SELECT to_account, sequence FROM transfers WHERE sequence <= ?1)
+            SELECT * FROM (
+              SELECT 'missing' AS problem, account, sequence FROM (SELECT account, sequence FROM expected
+                                                                   EXCEPT SELECT account, sequence FROM account_postings)
+              UNION ALL
+              SELECT 'extra', account, sequence FROM (SELECT account, sequence FROM account_postings EXCEPT SELECT account, sequence FROM expected))
+            ORDER BY sequence, account LIMIT 1
+            """, arguments: [upto])
+        guard let row else { return nil }
+        let (problem, account, sequence): (String, String, Int64) = (row["problem"], row["account"], row["sequence"])
+        return problem == "missing"
+            ? "transfer \(sequence): not posted to the statement of account \(account) (account_postings)"
+            : "account_postings: lists transfer \(sequence) in the statement of account \(account), which that transfer does not move money for"
+    }
+
     func transfers(account: String?) throws -> [Transfer] {
         let rows: [Row]
         if let account {

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 @testable import ProvenanceCore
+import ProvenanceTestSupport
 import Testing
 
 /// How the embedded database lays out what settlement writes: 8 KB pages for new stores (an
@@ -169,6 +170,47 @@ import Testing
             return Transfer(sequence: sequence, from: from, to: sequence % 11 == 0 ? from : "b\(sequence % 5)", amount: TokenAmount(raw: 1),
                             cause: .deposit, invoice: nil, call: nil, batch: nil, createdAt: sequence, hash: "h\(sequence)")
         }
+    }
+
+    /// `verify` checks `account_postings` against the transfers: a posting taken away, one
+    /// added, and a mark moved past the last transfer are each named; verify changes nothing.
+    @Test func verifyNamesAPostingThatDisagreesWithTheTransfers() throws {
+        let root = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (store, _, _) = try DeferredStore.make(in: root)
+        for index in 0..<Int(SQLiteLedgerAccess.postingRun) { _ = try store.deposit(TokenAmount(raw: 1), to: "acct\(index % 5)") }
+        let database = root.appendingPathComponent(".provenance/registry.sqlite").path
+        func sql(_ text: String) throws -> String {
+            let result = try runProcess("/usr/bin/sqlite3", [database, text])
+            guard result.succeeded else { throw FixtureError("sqlite3: \(result.stderr)") }
+            return result.output
+        }
+        #expect(try sql("SELECT upto FROM account_postings_state") == "\(SQLiteLedgerAccess.postingRun)")
+        let before = try store.verify()
+        #expect(before.ok, "\(before.failure ?? "")")
+        let first = try sql("SELECT MIN(sequence) FROM transfers WHERE to_account = 'acct3'")
+        let other = try sql("SELECT MIN(sequence) FROM transfers WHERE to_account = 'acct1'")
+        let cases = [
+            ("DELETE FROM account_postings WHERE account = 'acct3' AND sequence = \(first)",
+             "INSERT INTO account_postings VALUES ('acct3', \(first))",
+             "transfer \(first): not posted to the statement of account acct3 (account_postings)"),
+            ("INSERT INTO account_postings VALUES ('acct3', \(other))",
+             "DELETE FROM account_postings WHERE account = 'acct3' AND sequence = \(other)",
+             "account_postings: lists transfer \(other) in the statement of account acct3, which that transfer does not move money for"),
+            ("UPDATE account_postings_state SET upto = 999999", "UPDATE account_postings_state SET upto = \(SQLiteLedgerAccess.postingRun)",
+             "account_postings_state: transfers are posted up to 999999, past the last transfer"),
+        ]
+        for (tamper, undo, message) in cases {
+            _ = try sql(tamper)
+            let postings = try sql("SELECT count(*), sum(sequence) FROM account_postings")
+            let report = try store.verify()
+            #expect(!report.ok)
+            #expect(report.failure?.hasPrefix(message) == true, "\(report.failure ?? "no failure")")
+            #expect(try sql("SELECT count(*), sum(sequence) FROM account_postings") == postings, "verify changed nothing")
+            _ = try sql(undo)
+        }
+        let after = try store.verify()
+        #expect(after.ok && after.transfers == before.transfers, "\(after.failure ?? "")")
     }
 
     /// An account's transfers are found by `account_postings`, filled a run of transfers at a

@@ -254,6 +254,10 @@ public protocol LedgerReader {
     func callStatuses(idempotencyKeys: [String]) throws -> [String: CallStatus]
     /// The balances of the accounts among `accounts` that exist.
     func balances(of accounts: [String]) throws -> [String: TokenAmount]
+    /// The first disagreement between the transfers and an index of them by account that the
+    /// backend keeps itself rather than through the database's own indexes (nil: none, or no
+    /// such index), for `verify`.
+    func accountIndexProblem() throws -> String?
 }
 
 /// An invoice row as a batch writes it.

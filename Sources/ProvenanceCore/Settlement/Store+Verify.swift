@@ -24,7 +24,8 @@ struct VerifyFailure: Error { let message: String }
 extension Store {
     /// Re-derives everything from what is stored: every invoice's leaf hash, node signature and
     /// split, every referenced git object, every checkpoint's root and signature, the transfer
-    /// hash chain, every balance from the transfers, and conservation.
+    /// hash chain, every balance from the transfers, the index of transfers by account, and
+    /// conservation.
     public func verify() throws -> VerifyReport {
         var report = VerifyReport(ok: false, invoices: 0, checkpoints: 0, transfers: 0, accounts: 0, pendingCalls: 0, failure: nil)
         do {
@@ -88,6 +89,12 @@ extension Store {
                 throw fail("account \(account): balance \(stored) does not match its transfers (\(expected))")
             }
             report.accounts += 1
+        }
+        // The statements' index of transfers by account, where the backend keeps one itself.
+        do {
+            if let problem = try ledger.readLedger({ try $0.accountIndexProblem() }) { throw fail(problem) }
+        } catch let error as ProvenanceError {
+            throw fail(error.message)
         }
 
         // Terms blocks, read from the ledger and checked against their names.
