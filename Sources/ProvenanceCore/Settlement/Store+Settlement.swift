@@ -696,10 +696,12 @@ extension Price {
 /// A submission to an idle committer never waits for company: when nothing is being written and
 /// the last group was a lone submission, it starts a transaction at once. Under load (the last
 /// group held several submissions) the committer lingers up to `linger` before taking the next
-/// group, or until `lingerCalls` calls wait, whichever comes first: a deferred group commit wrote
-/// 12.4 pages of 8 KB for 7.6 calls without lingering and 18.0 for 21.4 calls with it (13,387
-/// against 6,907 log bytes a call, `Benchmarks/wal-frames.sh`), and every page a group dirties is
-/// written twice, to the log and by the checkpointer. A group holds at most `maxGroupCalls`.
+/// group, or until `lingerCalls` calls wait, whichever comes first. The pages every group rewrites
+/// (its batch, the balances, the transfers' last page) are then paid by more calls: under 64
+/// clients a deferred group commit wrote 13.0 pages of 8 KB for 8.5 calls without lingering and
+/// 20.2 for 24.0 calls with it (12,457 against 6,923 log bytes a call, `Benchmarks/wal-frames.sh`),
+/// and every page is written twice, to the log and by the checkpointer. A group holds at most
+/// `maxGroupCalls`.
 /// The transaction runs on a thread of its own, never on the caller's executor.
 final class SettlementCommitter: @unchecked Sendable {
     private struct Submission {
