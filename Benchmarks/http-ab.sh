@@ -3,7 +3,7 @@
 # copied twice, one copy per build, and rounds that alternate the builds (A, B, A, B, ...) with
 # fresh records each round. On a machine whose speed moves by a third from minute to minute, one
 # run of each build says little; pairs taken a few seconds apart say more. Prints each run's
-# calls per second, p99 latency and the server's CPU time a call.
+# calls per second, p99 latency, the server's CPU time a call and its peak resident memory.
 #
 # Usage: Benchmarks/http-ab.sh BINARY_A BINARY_B
 # Environment:
@@ -61,11 +61,12 @@ for round in $(seq 0 $((ROUNDS - 1))); do
     read -r ok bad seconds p50 p99 <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
       -- "$work/round.tsv" 2 "$token" /v1/calls | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
     after=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
     kill -TERM "$server"; wait "$server" || true
     server=""
-    printf 'round %d %s  %6.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %4.0f µs/call  (%d not 2xx)  load %s\n' \
+    printf 'round %d %s  %6.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %4.0f µs/call  peak RSS %4.0f MiB  (%d not 2xx)  load %s\n' \
       "$round" "$side" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" \
-      "$(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$bad" "$(cut -d' ' -f1 /proc/loadavg)"
+      "$(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$((peak_kib / 1024))" "$bad" "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done
 for side in A B; do
