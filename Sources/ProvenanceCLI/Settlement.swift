@@ -297,7 +297,7 @@ extension Provenance {
         @Option(name: .customLong("output-tokens"), help: ArgumentHelp("Output tokens.", valueName: "N")) var outputTokens: UInt64
         @Option(name: .customLong("latency-ms"), help: ArgumentHelp("Latency in milliseconds.", valueName: "N")) var latencyMs: UInt64
         @Option(name: .customLong("output-file"), help: ArgumentHelp("The output text; its SHA-256 goes into the record.", valueName: "FILE")) var outputFile: String?
-        @Option(name: .customLong("idempotency-key"), help: ArgumentHelp("Retrying with the same key and record returns the same invoice.", valueName: "KEY")) var idempotencyKey: String?
+        @Option(name: .customLong("idempotency-key"), help: ArgumentHelp("Retrying with the same key and record returns the same invoice (default: a new UUIDv7, time-ordered).", valueName: "KEY")) var idempotencyKey: String?
         @Flag(name: .customLong("defer"), help: "Reserve the fee now and settle later with `provenance settle`.") var deferred = false
 
         func run() async throws {
@@ -338,7 +338,7 @@ extension Provenance {
                                     node: request.node, router: request.router, inputTokens: request.inputTokens,
                                     outputTokens: request.outputTokens, latencyMilliseconds: request.latencyMilliseconds,
                                     outputSHA256: request.outputSHA256 ?? request.outputText.map { SHA256Digest.hex(of: Data($0.utf8)) },
-                                    idempotencyKey: request.idempotencyKey ?? UUID().uuidString.lowercased())
+                                    idempotencyKey: request.idempotencyKey ?? IdempotencyKey.make())
             let signature = try CallSignature.sign(record, with: try nodeKeys.keyStore(for: "call").nodeKey(request.node))
             guard case .single(let signatureBytes) = signature else { throw AuditError("a single call's signature must be single") }
             let body = Components.Schemas.SubmitCallRequest(

@@ -100,9 +100,18 @@ import Testing
         #expect((invoice["metering"] as! [String: Any])["slo_met"] as? Bool == false)
         #expect((invoice["pricing"] as! [String: Any])["penalty"] as? String == "50000000000000000")
         // Without a router its share goes to the platform.
-        _ = try cli.must("call", "m@1", "--caller", "alice", "--node", "gpu1", "--input-tokens", "10", "--output-tokens", "0", "--latency-ms", "50")
+        let second = try cli.json(Outcome.self, "call", "m@1", "--caller", "alice", "--node", "gpu1", "--input-tokens", "10", "--output-tokens", "0", "--latency-ms", "50")
         #expect(try Self.balance(cli, "platform") == "150000000000000000")
         #expect(try cli.must("verify").succeeded)
+        // Neither call named a key: each got a UUIDv7 (RFC 9562), the second sorting after the
+        // first, so that the store's index of keys takes them on its last page.
+        for key in [outcome.idempotency_key, second.idempotency_key] {
+            let uuid = try #require(UUID(uuidString: key))
+            #expect(uuid.uuid.6 >> 4 == 7 && uuid.uuid.8 >> 6 == 0b10 && key == key.lowercased())
+            let milliseconds = try #require(IdempotencyKey.milliseconds(of: key))
+            #expect(abs(Double(milliseconds) / 1000 - Date().timeIntervalSince1970) < 600)
+        }
+        #expect(outcome.idempotency_key < second.idempotency_key)
     }
 
     @Test func deferredCallsReserveAtOnceAndSettleAsOneBatch() throws {

@@ -249,7 +249,7 @@ extension Store {
                                 node: request.node, router: request.router, inputTokens: request.inputTokens,
                                 outputTokens: request.outputTokens, latencyMilliseconds: request.latencyMilliseconds,
                                 outputSHA256: request.outputSHA256 ?? request.outputText.map { SHA256Digest.hex(of: Data($0.utf8)) },
-                                idempotencyKey: request.idempotencyKey ?? UUID().uuidString.lowercased())
+                                idempotencyKey: request.idempotencyKey ?? IdempotencyKey.make())
         // submit checks the parties; the node's key must exist before it can sign.
         let signature = try CallSignature.sign(record, with: try keyStore.nodeKey(request.node))
         return try await submit([(record, signature)], outputs: [request.outputText], deferred: deferred, resolver: resolver)[0]
