@@ -51,10 +51,28 @@ def load_key(path):
     return Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(path).read().strip()))
 
 
+def uuid7(state=[0, 0]):
+    """A UUIDv7 (RFC 9562) as `provenance call` makes one (IdempotencyKey.swift): the Unix time
+    in milliseconds, then a 12-bit counter within the millisecond, then 62 random bits."""
+    import os
+    import time
+    import uuid
+    now = time.time_ns() // 1_000_000
+    if now > state[0]:
+        state[0], state[1] = now, int.from_bytes(os.urandom(2), "big") & 0x7FF
+    elif state[1] < 0xFFF:
+        state[1] += 1
+    else:
+        state[0], state[1] = state[0] + 1, 0
+    random = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    return str(uuid.UUID(int=(state[0] << 80) | (0x7 << 76) | (state[1] << 64) | (0b10 << 62) | random))
+
+
 def signed_calls(key, mode, calls, callers, per_signature, single=False, keys="sequential", first=0):
     """`calls` records of model m@1 served by node gpu1, rotating over `callers` accounts
     (caller0, caller1, ...), keyed "MODE-I" (I from `first`) or, with keys="uuid", by random
-    UUIDs as a node would key them, and signed by `key`: in batches of `per_signature` under
+    UUIDs (version 4) as many clients key requests, or with keys="uuid7" by time-ordered ones
+    as `provenance call` makes them, and signed by `key`: in batches of `per_signature` under
     one signature, or one by one when `single`. Returns (idempotency key, {"record",
     "signature"}) pairs, the body of a call without its "deferred" flag."""
     import json
@@ -63,7 +81,7 @@ def signed_calls(key, mode, calls, callers, per_signature, single=False, keys="s
     for i in range(first, first + calls):
         record = {"caller": f"caller{i % callers}", "model": "m", "version": "1", "node": "gpu1", "router": None,
                   "input_tokens": 1000, "output_tokens": 0, "latency_ms": 20, "output_sha256": None,
-                  "idempotency_key": str(uuid.uuid4()) if keys == "uuid" else f"{mode}-{i}"}
+                  "idempotency_key": str(uuid.uuid4()) if keys == "uuid" else uuid7() if keys == "uuid7" else f"{mode}-{i}"}
         # The canonical form the node signs: sorted keys, no whitespace, integers as strings.
         canonical = dict(record, format="provenance-call/1",
                          **{k: str(record[k]) for k in ("input_tokens", "output_tokens", "latency_ms")})

@@ -13,7 +13,8 @@
 #   PRELOAD         calls settled before measuring, so that the indexes are not new (default 60000)
 #   MEASURE         calls whose frames are counted (default 20000)
 #   MODE            deferred (default) or realtime
-#   KEYS            sequential (default, "deferred-17") or uuid (random, as a node would key calls)
+#   KEYS            sequential (default, "deferred-17"), uuid (random, version 4, as many clients
+#                   key requests) or uuid7 (time-ordered, RFC 9562, as `provenance call` keys them)
 # Needs wrk, sqlite3 (with dbstat, as Debian's is) and python3 with the cryptography package.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -22,7 +23,7 @@ python3 -c 'import cryptography' 2>/dev/null || { echo "wal-frames.sh: python3's
 find_provenance wal-frames.sh
 PRELOAD=${PRELOAD:-60000}; MEASURE=${MEASURE:-20000}; MODE=${MODE:-deferred}; KEYS=${KEYS:-sequential}
 [[ $MODE == deferred || $MODE == realtime ]] || { echo "wal-frames.sh: MODE must be deferred or realtime" >&2; exit 2; }
-[[ $KEYS == sequential || $KEYS == uuid ]] || { echo "wal-frames.sh: KEYS must be sequential or uuid" >&2; exit 2; }
+[[ $KEYS == sequential || $KEYS == uuid || $KEYS == uuid7 ]] || { echo "wal-frames.sh: KEYS must be sequential, uuid or uuid7" >&2; exit 2; }
 
 work=$(mktemp -d)
 server=""; reader=""
