@@ -5,7 +5,7 @@
 # run of each build says little; pairs taken a few seconds apart say more. Prints each run's
 # calls per second, p99 latency, the server's CPU time a call and its peak resident memory.
 #
-# Usage: Benchmarks/http-ab.sh BINARY_A BINARY_B
+# Usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (the same binary twice compares two kinds of key)
 # Environment:
 #   MODE       deferred (default) or realtime
 #   ROUNDS     pairs of runs (default 4)
@@ -13,6 +13,10 @@
 #   DURATION   seconds per run (default 7)
 #   PRELOAD    calls sent to the seeded store (by build A) before it is copied, so that both
 #              builds start on a store that already holds calls (default 0)
+#   KEYS       how the records are keyed: sequential (default), uuid (random, version 4) or
+#              uuid7 (time-ordered), as in wal-frames.sh
+#   KEYS_B     another kind of key for B's records (default: KEYS); the records are otherwise
+#              the same
 # Needs wrk and python3 with the cryptography package, like http.sh (it shares Benchmarks/calls.lua and call_signing.py).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -21,7 +25,11 @@ require_tools http-ab.sh wrk python3 awk
 python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
 A=$(realpath "$1"); B=$(realpath "$2")
 MODE=${MODE:-deferred}; ROUNDS=${ROUNDS:-4}; PER_ROUND=${PER_ROUND:-90000}; DURATION=${DURATION:-7}; PRELOAD=${PRELOAD:-0}
+KEYS=${KEYS:-sequential}; KEYS_B=${KEYS_B:-$KEYS}
 [[ $MODE == deferred || $MODE == realtime ]] || { echo "http-ab.sh: MODE must be deferred or realtime" >&2; exit 2; }
+for kind in "$KEYS" "$KEYS_B"; do
+  [[ $kind == sequential || $kind == uuid || $kind == uuid7 ]] || { echo "http-ab.sh: KEYS and KEYS_B must be sequential, uuid or uuid7" >&2; exit 2; }
+done
 PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 work=$(mktemp -d)
@@ -37,23 +45,34 @@ source "$PACKAGE_ROOT/Registry/live-server.sh"
 seed_store
 seed_calls 64
 # PRELOAD + ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
-python3 "$PACKAGE_ROOT/Benchmarks/call_signing.py" "$work/store/keys/node-gpu1.ed25519" "$work/all.tsv" $((PRELOAD + ROUNDS * PER_ROUND)) "$MODE"
-head -n "$PRELOAD" "$work/all.tsv" > "$work/preload.tsv"
-tail -n +"$((PRELOAD + 1))" "$work/all.tsv" > "$work/calls.tsv"
-if [[ $PRELOAD -gt 0 ]]; then
-  start_server error
-  send_calls "$work/preload.tsv" "$PRELOAD"
-  kill -TERM "$server"; wait "$server" || true
-  server=""
-fi
+# With KEYS_B, B's records (its preloaded ones too) are signed again under its kind of key.
+sides=A; [[ $KEYS_B == "$KEYS" ]] || sides="A B"
+for side in $sides; do
+  kind=$KEYS; [[ $side == B ]] && kind=$KEYS_B
+  python3 "$PACKAGE_ROOT/Benchmarks/call_signing.py" "$work/store/keys/node-gpu1.ed25519" "$work/all.tsv" $((PRELOAD + ROUNDS * PER_ROUND)) "$MODE" "$kind"
+  head -n "$PRELOAD" "$work/all.tsv" > "$work/preload$side.tsv"
+  tail -n +"$((PRELOAD + 1))" "$work/all.tsv" > "$work/calls$side.tsv"
+done
+[[ $sides == A ]] && ln -s "$work/callsA.tsv" "$work/callsB.tsv"
 cp -R "$work/store" "$work/storeA"
 mv "$work/store" "$work/storeB"
+# Build A preloads A's store; B's is a copy of it, or preloaded with its own records.
+if [[ $PRELOAD -gt 0 ]]; then
+  for side in $sides; do
+    store="$work/store$side"
+    start_server error
+    send_calls "$work/preload$side.tsv" "$PRELOAD"
+    kill -TERM "$server"; wait "$server" || true
+    server=""
+  done
+  [[ $sides == A ]] && rm -rf "$work/storeB" && cp -R "$work/storeA" "$work/storeB"
+fi
 
 ticks_per_second=$(getconf CLK_TCK)
-echo "http-ab.sh: $MODE, $ROUNDS rounds of ${DURATION}s, 64 connections, $(nproc) cores, $PRELOAD calls preloaded; A = $A, B = $B"
+echo "http-ab.sh: $MODE, $ROUNDS rounds of ${DURATION}s, 64 connections, $(nproc) cores, $PRELOAD calls preloaded; A = $A ($KEYS keys), B = $B ($KEYS_B keys)"
 for round in $(seq 0 $((ROUNDS - 1))); do
-  sed -n "$((round * PER_ROUND + 1)),$(((round + 1) * PER_ROUND))p" "$work/calls.tsv" > "$work/round.tsv"
   for side in A B; do
+    sed -n "$((round * PER_ROUND + 1)),$(((round + 1) * PER_ROUND))p" "$work/calls$side.tsv" > "$work/round.tsv"
     PROVENANCE_BIN=$A; [[ $side == B ]] && PROVENANCE_BIN=$B
     store="$work/store$side"
     start_server error
