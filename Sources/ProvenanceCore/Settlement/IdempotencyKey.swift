@@ -19,13 +19,12 @@ public enum IdempotencyKey {
 
     /// A new UUIDv7, later than every key this process made before.
     public static func make(now: Date = Date()) -> String {
-        var generator = SystemRandomNumberGenerator()
         let clock = UInt64(max(0, now.timeIntervalSince1970 * 1000)) & 0xFFFF_FFFF_FFFF
         let (milliseconds, counter): (UInt64, UInt16) = lock.withLock {
             if clock > last.milliseconds {
                 // A fresh millisecond starts its counter at a random value in the lower half,
                 // which leaves room for at least 2,048 more keys within it.
-                last = (clock, UInt16.random(in: 0..<0x800, using: &generator))
+                last = (clock, UInt16.random(in: 0..<0x800))
             } else if last.counter < 0xFFF {
                 last.counter += 1
             } else {
@@ -33,26 +32,24 @@ public enum IdempotencyKey {
             }
             return last
         }
-        let random = generator.next() as UInt64
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index))) }
-        bytes[6] = 0x70 | UInt8(counter >> 8)          // version 7, then the counter's top 4 bits
-        bytes[7] = UInt8(truncatingIfNeeded: counter)
-        bytes[8] = 0x80 | (UInt8(truncatingIfNeeded: random >> 56) & 0x3F)   // variant 0b10
-        for index in 9..<16 { bytes[index] = UInt8(truncatingIfNeeded: random >> (8 * (15 - index))) }
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        let characters = Array(hex)
-        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+        // A version 4 UUID's last 8 bytes are already the variant (0b10) and 62 random bits;
+        // the first 8 become the time, the version (7) and the counter.
+        var uuid = UUID().uuid
+        withUnsafeMutableBytes(of: &uuid) { bytes in
+            for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index))) }
+            bytes[6] = 0x70 | UInt8(counter >> 8)
+            bytes[7] = UInt8(truncatingIfNeeded: counter)
+        }
+        return UUID(uuid: uuid).uuidString.lowercased()
     }
 
     /// The Unix time in milliseconds a UUIDv7 key carries, or nil when the key is not one
-    /// (another version, another variant, or not a UUID at all).
+    /// (another version, another variant, not lowercase, or not a UUID at all).
     public static func milliseconds(of key: String) -> UInt64? {
-        let hex = key.replacingOccurrences(of: "-", with: "")
-        guard key.count == 36, hex.count == 32, [8, 13, 18, 23].allSatisfy({ key[key.index(key.startIndex, offsetBy: $0)] == "-" }),
-              hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
-              hex[hex.index(hex.startIndex, offsetBy: 12)] == "7",
-              let variant = hex[hex.index(hex.startIndex, offsetBy: 16)].hexDigitValue, variant & 0xC == 0x8 else { return nil }
-        return UInt64(hex.prefix(12), radix: 16)
+        guard key == key.lowercased(), let uuid = UUID(uuidString: key) else { return nil }
+        return withUnsafeBytes(of: uuid.uuid) { bytes in
+            guard bytes[6] >> 4 == 7, bytes[8] >> 6 == 0b10 else { return nil }
+            return bytes.prefix(6).reduce(0) { $0 << 8 | UInt64($1) }
+        }
     }
 }
