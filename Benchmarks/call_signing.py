@@ -51,21 +51,25 @@ def load_key(path):
     return Ed25519PrivateKey.from_private_bytes(base64.b64decode(open(path).read().strip()))
 
 
-def uuid7(state=[0, 0]):
+_uuid7_last = [0, 0]  # the last key's milliseconds and counter
+
+
+def uuid7():
     """A UUIDv7 (RFC 9562) as `provenance call` makes one (IdempotencyKey.swift): the Unix time
     in milliseconds, then a 12-bit counter within the millisecond, then 62 random bits."""
     import os
     import time
     import uuid
     now = time.time_ns() // 1_000_000
-    if now > state[0]:
-        state[0], state[1] = now, int.from_bytes(os.urandom(2), "big") & 0x7FF
-    elif state[1] < 0xFFF:
-        state[1] += 1
+    if now > _uuid7_last[0]:
+        _uuid7_last[:] = [now, int.from_bytes(os.urandom(2), "big") & 0x7FF]
+    elif _uuid7_last[1] < 0xFFF:
+        _uuid7_last[1] += 1
     else:
-        state[0], state[1] = state[0] + 1, 0
-    random = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    return str(uuid.UUID(int=(state[0] << 80) | (0x7 << 76) | (state[1] << 64) | (0b10 << 62) | random))
+        _uuid7_last[:] = [_uuid7_last[0] + 1, 0]
+    milliseconds, counter = _uuid7_last
+    tail = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    return str(uuid.UUID(int=(milliseconds << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | tail))
 
 
 def signed_calls(key, mode, calls, callers, per_signature, single=False, keys="sequential", first=0):

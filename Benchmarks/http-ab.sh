@@ -12,7 +12,8 @@
 #   PER_ROUND  signed records per run (default 90000; a run stops early when they run out)
 #   DURATION   seconds per run (default 7)
 #   PRELOAD    calls sent to the seeded store (by build A) before it is copied, so that both
-#              builds start on a store that already holds calls (default 0)
+#              builds start on a store that already holds calls (default 0); with KEYS_B, B's
+#              store is preloaded apart, with records keyed its way
 #   KEYS       how the records are keyed: sequential (default), uuid (random, version 4) or
 #              uuid7 (time-ordered), as in wal-frames.sh
 #   KEYS_B     another kind of key for B's records (default: KEYS); the records are otherwise
@@ -46,27 +47,29 @@ seed_store
 seed_calls 64
 # PRELOAD + ROUNDS × PER_ROUND records, signed in batches of 256 under one Ed25519 signature, as http.sh does.
 # With KEYS_B, B's records (its preloaded ones too) are signed again under its kind of key.
-sides=A; [[ $KEYS_B == "$KEYS" ]] || sides="A B"
-for side in $sides; do
+for side in A B; do
   kind=$KEYS; [[ $side == B ]] && kind=$KEYS_B
+  if [[ $side == B && $KEYS_B == "$KEYS" ]]; then
+    ln -s "$work/preloadA.tsv" "$work/preloadB.tsv"; ln -s "$work/callsA.tsv" "$work/callsB.tsv"
+    continue
+  fi
   python3 "$PACKAGE_ROOT/Benchmarks/call_signing.py" "$work/store/keys/node-gpu1.ed25519" "$work/all.tsv" $((PRELOAD + ROUNDS * PER_ROUND)) "$MODE" "$kind"
   head -n "$PRELOAD" "$work/all.tsv" > "$work/preload$side.tsv"
   tail -n +"$((PRELOAD + 1))" "$work/all.tsv" > "$work/calls$side.tsv"
 done
-[[ $sides == A ]] && ln -s "$work/callsA.tsv" "$work/callsB.tsv"
-cp -R "$work/store" "$work/storeA"
-mv "$work/store" "$work/storeB"
-# Build A preloads A's store; B's is a copy of it, or preloaded with its own records.
-if [[ $PRELOAD -gt 0 ]]; then
-  for side in $sides; do
-    store="$work/store$side"
+# Build A preloads each store; with the same records for both, B's is a copy of A's.
+mv "$work/store" "$work/seeded"
+for side in A B; do
+  if [[ $side == B && $KEYS_B == "$KEYS" ]]; then cp -R "$work/storeA" "$work/storeB"; continue; fi
+  cp -R "$work/seeded" "$work/store$side"
+  store="$work/store$side"
+  if [[ $PRELOAD -gt 0 ]]; then
     start_server error
     send_calls "$work/preload$side.tsv" "$PRELOAD"
     kill -TERM "$server"; wait "$server" || true
     server=""
-  done
-  [[ $sides == A ]] && rm -rf "$work/storeB" && cp -R "$work/storeA" "$work/storeB"
-fi
+  fi
+done
 
 ticks_per_second=$(getconf CLK_TCK)
 echo "http-ab.sh: $MODE, $ROUNDS rounds of ${DURATION}s, 64 connections, $(nproc) cores, $PRELOAD calls preloaded; A = $A ($KEYS keys), B = $B ($KEYS_B keys)"
