@@ -73,6 +73,32 @@ import Testing
         }
     }
 
+    /// The writer's own base64 and integers are Foundation's: every length of input up to 100
+    /// bytes (each remainder modulo 3), and integers at their bounds.
+    @Test func writerBase64AndIntegersAreFoundations() {
+        var random = SplitMix64(state: 17)
+        for length in 0...100 {
+            for _ in 0..<20 {
+                let data = Data((0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+                var out = CanonicalWriter(capacity: 0)
+                out.base64(data)
+                #expect(String(decoding: out.bytes, as: UTF8.self) == "\"" + data.base64EncodedString() + "\"")
+            }
+        }
+        var integers: [Int64] = [0, 1, 9, 10, 99, 100, -1, -9, -10, Int64.max, Int64.min]
+        integers += (0..<1_000).map { _ in Int64(bitPattern: random.next()) >> (random.next() % 64) }
+        for value in integers {
+            var out = CanonicalWriter(capacity: 0)
+            out.integer(value)
+            #expect(String(decoding: out.bytes, as: UTF8.self) == "\"\(value)\"")
+        }
+        for value in [UInt64.max, 0, 1_000_000, random.next()] {
+            var out = CanonicalWriter(capacity: 0)
+            out.integer(value)
+            #expect(String(decoding: out.bytes, as: UTF8.self) == "\"\(value)\"")
+        }
+    }
+
     /// Amounts print as they always have: as few decimals as needed, any sign and size.
     /// A transfer's hashed bytes, written directly, are the canonical object of its fields: the
     /// hash every ledger so far was chained with.

@@ -268,17 +268,64 @@ struct CanonicalWriter {
 
     mutating func string(_ text: String) { CanonicalValue.writeString(text, into: &bytes) }
     mutating func optional(_ text: String?) { if let text { string(text) } else { raw("null") } }
-    /// An integer as canonical values hold one: a decimal string.
+    /// An integer as canonical values hold one: a decimal string. Written digit by digit into a
+    /// buffer on the stack, then appended at once: `String(value)` allocated a string for every
+    /// integer of every record.
     mutating func integer<I: BinaryInteger>(_ value: I) {
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: String(value).utf8)
-        bytes.append(UInt8(ascii: "\""))
+        precondition(value.bitWidth <= 128, "an integer of more than 128 bits")
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2 + 1 + 40) { out in  // quotes, sign, 128-bit digits
+            var end = out.count
+            out[end - 1] = UInt8(ascii: "\"")
+            end -= 1
+            var rest = value.magnitude
+            repeat {
+                let (quotient, digit) = rest.quotientAndRemainder(dividingBy: 10)
+                end -= 1
+                out[end] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: digit)
+                rest = quotient
+            } while rest != 0
+            if value < 0 { end -= 1; out[end] = UInt8(ascii: "-") }
+            end -= 1
+            out[end] = UInt8(ascii: "\"")
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: out[end...]))
+        }
     }
+
+    /// Standard base64 with padding (RFC 4648 section 4), what `Data.base64EncodedString()`
+    /// writes, encoded on the stack and appended at once: a batch-signed call's signature holds
+    /// ten such values.
     mutating func base64(_ data: Data) {
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: data.base64EncodedString().utf8)
-        bytes.append(UInt8(ascii: "\""))
+        data.withUnsafeBytes { input in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: (input.count + 2) / 3 * 4 + 2) { out in
+                Self.base64Alphabet.withUTF8Buffer { alphabet in
+                    var position = 0, written = 1
+                    out[0] = UInt8(ascii: "\"")
+                    while position + 3 <= input.count {
+                        let group = UInt32(input[position]) << 16 | UInt32(input[position + 1]) << 8 | UInt32(input[position + 2])
+                        out[written] = alphabet[Int(group >> 18)]
+                        out[written + 1] = alphabet[Int(group >> 12 & 63)]
+                        out[written + 2] = alphabet[Int(group >> 6 & 63)]
+                        out[written + 3] = alphabet[Int(group & 63)]
+                        position += 3
+                        written += 4
+                    }
+                    let left = input.count - position
+                    if left > 0 {
+                        let group = UInt32(input[position]) << 16 | (left == 2 ? UInt32(input[position + 1]) << 8 : 0)
+                        out[written] = alphabet[Int(group >> 18)]
+                        out[written + 1] = alphabet[Int(group >> 12 & 63)]
+                        out[written + 2] = left == 2 ? alphabet[Int(group >> 6 & 63)] : UInt8(ascii: "=")
+                        out[written + 3] = UInt8(ascii: "=")
+                        written += 4
+                    }
+                    out[written] = UInt8(ascii: "\"")
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: out[..<(written + 1)]))
+                }
+            }
+        }
     }
+
+    private static let base64Alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
     var data: Data { Data(bytes) }
 }
