@@ -61,7 +61,7 @@ enum CallBodyParser {
     }
 
     /// The keys of the call bodies; any other key sends the body to `JSONDecoder`.
-    enum Key: String {
+    enum Key: String, CaseIterable {
         case record, signature, deferred, calls
         case outputText = "output_text"
         case caller, model, version, node, router
@@ -97,6 +97,23 @@ enum CallBodyParser {
             case .proof: 1 << 18
             case .batchRoot: 1 << 19
             }
+        }
+
+        /// The keys by the length of their names, to tell one from the bytes of a member's name
+        /// without making a `String` of them and matching it against every name.
+        static let byLength: [[(key: Key, name: [UInt8])]] = {
+            var table = [[(key: Key, name: [UInt8])]](repeating: [], count: 16)
+            for key in allCases { table[key.rawValue.utf8.count].append((key, Array(key.rawValue.utf8))) }
+            return table
+        }()
+
+        init?(name: UnsafeRawBufferPointer) {
+            guard name.count < Self.byLength.count,
+                  let found = Self.byLength[name.count].first(where: { candidate in
+                      candidate.name.withUnsafeBytes { memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }
+                  })
+            else { return nil }
+            self = found.key
         }
     }
 
@@ -144,7 +161,7 @@ enum CallBodyParser {
             guard take(UInt8(ascii: "{")) else { return false }
             if take(UInt8(ascii: "}")) { return true }
             while true {
-                guard let name = string(), let key = Key(rawValue: name), take(UInt8(ascii: ":")), member(key, &self) else { return false }
+                guard let key = key(), take(UInt8(ascii: ":")), member(key, &self) else { return false }
                 if take(UInt8(ascii: ",")) { continue }
                 return take(UInt8(ascii: "}"))
             }
@@ -162,6 +179,21 @@ enum CallBodyParser {
         }
 
         /// A string without escapes or control characters, in valid UTF-8.
+        /// A member's name, when it is one of the keys (a name with an escape is not).
+        mutating func key() -> Key? {
+            skipSpace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
+            let start = position + 1
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
+                if bytes[end] == UInt8(ascii: "\\") || bytes[end] < 0x20 { return nil }
+                end += 1
+            }
+            guard end < bytes.count else { return nil }
+            position = end + 1
+            return Key(name: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        }
+
         mutating func string() -> String? {
             skipSpace()
             return PlainJSONString.read(bytes, at: &position)
