@@ -111,7 +111,9 @@ enum Pattern {
             // 42 (or 85) base64 digits, a last digit whose unused bits are zero, and padding.
             let (digits, last, padding) = pattern == base64Bytes32 ? (42, "AEIMQUYcgkosw048", 1) : (85, "AQgw", 2)
             guard utf8.count == digits + 1 + padding else { return false }
-            return utf8[0..<digits].allSatisfy { base64Digits[Int($0)] } && last.utf8.contains(utf8[digits])
+            // The table read once: read inside the loop, each byte went through its lazy global's accessor.
+            let isDigit = base64Digits
+            return utf8[0..<digits].allSatisfy { isDigit[Int($0)] } && last.utf8.contains(utf8[digits])
                 && utf8[(digits + 1)...].allSatisfy { $0 == UInt8(ascii: "=") }
         }
         if pattern == name {
