@@ -89,20 +89,27 @@ public enum SHA256Digest {
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {
-        hex(bytes: digest)
+        digest.withUnsafeBytes { hex(raw: $0) }
     }
-
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Lowercase hex of `bytes` (a table lookup: `String(format:)` was a third of `add`'s CPU time).
     public static func hex<S: Sequence>(bytes: S) -> String where S.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        if let text = bytes.withContiguousStorageIfAvailable({ hex(raw: UnsafeRawBufferPointer($0)) }) { return text }
+        return Array(bytes).withUnsafeBytes { hex(raw: $0) }
+    }
+
+    /// Written straight into the string's own storage: every call's record digest and every
+    /// request's token hash pass through here.
+    static func hex(raw: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: raw.count * 2) { out in
+            ("0123456789abcdef" as StaticString).withUTF8Buffer { digits in
+                for (index, byte) in raw.enumerated() {
+                    out[2 * index] = digits[Int(byte >> 4)]
+                    out[2 * index + 1] = digits[Int(byte & 0x0f)]
+                }
+            }
+            return raw.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Hashes the file at `url` in 1 MiB chunks; memory does not grow with its size.

@@ -32,4 +32,21 @@ import Testing
         let manifest = Manifest(files: [])
         #expect(try manifest.canonicalJSON() == CanonicalJSON.encode(manifest))
     }
+
+    /// Hex is `%02x` of each byte, from contiguous bytes, a digest and any other sequence; the
+    /// SHA-256 of "abc" is FIPS 180-2's example.
+    @Test func hexIsEachBytesTwoLowercaseDigits() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for length in 0...70 {
+            let bytes = (0..<length).map { _ -> UInt8 in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return UInt8(truncatingIfNeeded: state >> 56)
+            }
+            let expected = bytes.map { String(format: "%02x", $0) }.joined()
+            #expect(SHA256Digest.hex(bytes: bytes) == expected)
+            #expect(SHA256Digest.hex(bytes: Data(bytes)) == expected)
+            #expect(SHA256Digest.hex(bytes: bytes.lazy.map { $0 }) == expected)
+        }
+        #expect(SHA256Digest.hex(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
 }
