@@ -102,7 +102,7 @@ enum CallBodyParser {
         /// The keys by the length of their names, to tell one from the bytes of a member's name
         /// without making a `String` of them and matching it against every name.
         static let byLength: [[(key: Key, name: [UInt8])]] = {
-            var table = [[(key: Key, name: [UInt8])]](repeating: [], count: 16)
+            var table = [[(key: Key, name: [UInt8])]](repeating: [], count: allCases.map(\.rawValue.utf8.count).max()! + 1)
             for key in allCases { table[key.rawValue.utf8.count].append((key, Array(key.rawValue.utf8))) }
             return table
         }()
