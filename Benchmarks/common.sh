@@ -9,6 +9,12 @@ require_tools() {
     done
 }
 
+# require_key_kind NAME VARIABLE VALUE: exits 2 unless VALUE is a kind of idempotency key that
+# call_signing.py makes (sequential, uuid: random version 4, uuid7: time-ordered).
+require_key_kind() {
+    [[ $3 == sequential || $3 == uuid || $3 == uuid7 ]] || { echo "$1: $2 must be sequential, uuid or uuid7, not '$3'" >&2; exit 2; }
+}
+
 # find_provenance NAME: sets BIN to $PROVENANCE_BIN, or builds the release binary once
 # into .build-release. Leaves the working directory at the package root (PACKAGE_ROOT).
 find_provenance() {

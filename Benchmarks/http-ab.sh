@@ -22,15 +22,15 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $# -eq 2 && -x $1 && -x $2 ]] || { echo "usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)" >&2; exit 2; }
-require_tools http-ab.sh wrk python3 awk
-python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
 A=$(realpath "$1"); B=$(realpath "$2")
 MODE=${MODE:-deferred}; ROUNDS=${ROUNDS:-4}; PER_ROUND=${PER_ROUND:-90000}; DURATION=${DURATION:-7}; PRELOAD=${PRELOAD:-0}
 KEYS=${KEYS:-sequential}; KEYS_B=${KEYS_B:-$KEYS}
-[[ $MODE == deferred || $MODE == realtime ]] || { echo "http-ab.sh: MODE must be deferred or realtime" >&2; exit 2; }
-for kind in "$KEYS" "$KEYS_B"; do
-  [[ $kind == sequential || $kind == uuid || $kind == uuid7 ]] || { echo "http-ab.sh: KEYS and KEYS_B must be sequential, uuid or uuid7" >&2; exit 2; }
-done
+# The settings first, the tools after: a mistyped setting is told at once, on any machine.
+[[ $MODE == deferred || $MODE == realtime ]] || { echo "http-ab.sh: MODE must be deferred or realtime, not '$MODE'" >&2; exit 2; }
+require_key_kind http-ab.sh KEYS "$KEYS"
+require_key_kind http-ab.sh KEYS_B "$KEYS_B"
+require_tools http-ab.sh wrk python3 awk
+python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
 PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 work=$(mktemp -d)

@@ -18,12 +18,13 @@
 # Needs wrk, sqlite3 (with dbstat, as Debian's is) and python3 with the cryptography package.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+PRELOAD=${PRELOAD:-60000}; MEASURE=${MEASURE:-20000}; MODE=${MODE:-deferred}; KEYS=${KEYS:-sequential}
+# The settings first: a mistyped one is told before any tool is looked for or binary built.
+[[ $MODE == deferred || $MODE == realtime ]] || { echo "wal-frames.sh: MODE must be deferred or realtime, not '$MODE'" >&2; exit 2; }
+require_key_kind wal-frames.sh KEYS "$KEYS"
 require_tools wal-frames.sh wrk python3 sqlite3
 python3 -c 'import cryptography' 2>/dev/null || { echo "wal-frames.sh: python3's cryptography package is required" >&2; exit 2; }
 find_provenance wal-frames.sh
-PRELOAD=${PRELOAD:-60000}; MEASURE=${MEASURE:-20000}; MODE=${MODE:-deferred}; KEYS=${KEYS:-sequential}
-[[ $MODE == deferred || $MODE == realtime ]] || { echo "wal-frames.sh: MODE must be deferred or realtime" >&2; exit 2; }
-[[ $KEYS == sequential || $KEYS == uuid || $KEYS == uuid7 ]] || { echo "wal-frames.sh: KEYS must be sequential, uuid or uuid7" >&2; exit 2; }
 
 work=$(mktemp -d)
 server=""; reader=""

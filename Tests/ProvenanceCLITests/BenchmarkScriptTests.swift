@@ -1,0 +1,39 @@
+import Foundation
+import ProvenanceTestSupport
+import Testing
+
+/// The benchmark scripts that take settings refuse a mistyped one with one line and exit 2,
+/// before they look for a tool, build a binary or make a scratch folder: on any machine,
+/// wrk or not.
+@Suite struct BenchmarkScriptTests {
+    static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Benchmarks")
+
+    @Test(arguments: [
+        ("http-ab.sh", ["MODE": "fast"], "http-ab.sh: MODE must be deferred or realtime, not 'fast'"),
+        ("http-ab.sh", ["KEYS": "bogus"], "http-ab.sh: KEYS must be sequential, uuid or uuid7, not 'bogus'"),
+        ("http-ab.sh", ["KEYS": "uuid7", "KEYS_B": "v4"], "http-ab.sh: KEYS_B must be sequential, uuid or uuid7, not 'v4'"),
+        ("wal-frames.sh", ["MODE": "slow"], "wal-frames.sh: MODE must be deferred or realtime, not 'slow'"),
+        ("wal-frames.sh", ["KEYS": "UUID7"], "wal-frames.sh: KEYS must be sequential, uuid or uuid7, not 'UUID7'"),
+    ])
+    func mistypedSettingsAreRefused(script: String, settings: [String: String], message: String) throws {
+        let scratch = try TemporaryDirectory("benchmark-refusal")
+        // http-ab.sh takes two executables; /bin/true stands for both and is never run.
+        let arguments = [Self.benchmarks.appendingPathComponent(script).path] + (script == "http-ab.sh" ? ["/bin/true", "/bin/true"] : [])
+        let result = try runProcess("/bin/bash", arguments, in: scratch.url,
+                                    environment: settings.merging(["TMPDIR": scratch.url.path, "PROVENANCE_BIN": "/bin/true"]) { $1 })
+        #expect(result.status == 2, "\(result)")
+        #expect(result.errorLines == [message])
+        #expect(result.stdout.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
+    }
+
+    @Test func httpABWithoutTwoExecutablesPrintsItsUsage() throws {
+        let scratch = try TemporaryDirectory("benchmark-refusal")
+        let result = try runProcess("/bin/bash", [Self.benchmarks.appendingPathComponent("http-ab.sh").path, "/bin/true", scratch.url.path + "/missing"],
+                                    in: scratch.url, environment: ["TMPDIR": scratch.url.path])
+        #expect(result.status == 2)
+        #expect(result.errorLines == ["usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
+    }
+}
