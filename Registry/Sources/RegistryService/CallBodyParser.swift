@@ -109,9 +109,7 @@ enum CallBodyParser {
 
         init?(name: UnsafeRawBufferPointer) {
             guard name.count < Self.byLength.count,
-                  let found = Self.byLength[name.count].first(where: { candidate in
-                      candidate.name.withUnsafeBytes { memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }
-                  })
+                  let found = Self.byLength[name.count].first(where: { $0.name.elementsEqual(name) })
             else { return nil }
             self = found.key
         }
@@ -182,16 +180,8 @@ enum CallBodyParser {
         /// A member's name, when it is one of the keys (a name with an escape is not).
         mutating func key() -> Key? {
             skipSpace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
-            let start = position + 1
-            var end = start
-            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
-                if bytes[end] == UInt8(ascii: "\\") || bytes[end] < 0x20 { return nil }
-                end += 1
-            }
-            guard end < bytes.count else { return nil }
-            position = end + 1
-            return Key(name: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            guard let (range, _) = PlainJSONString.span(bytes, at: &position) else { return nil }
+            return Key(name: UnsafeRawBufferPointer(rebasing: bytes[range]))
         }
 
         mutating func string() -> String? {

@@ -231,6 +231,17 @@ public enum PlainJSONString {
     /// character and is valid UTF-8; `position` then follows its closing quote. Nil otherwise
     /// (`position` is then somewhere inside it: the caller gives up on the document).
     public static func read(_ bytes: UnsafeRawBufferPointer, at position: inout Int) -> String? {
+        guard let (range, ascii) = span(bytes, at: &position) else { return nil }
+        let utf8 = UnsafeRawBufferPointer(rebasing: bytes[range])
+        // ASCII is valid UTF-8 as it is: only other bytes need `validating`, whose generic
+        // path cost more than the scan.
+        return ascii ? String(decoding: utf8, as: UTF8.self) : String(validating: utf8, as: UTF8.self)
+    }
+
+    /// Where the bytes of that string lie, between its quotes, and whether all are ASCII,
+    /// for a reader that matches them without making a `String`; nil as for `read`, but for
+    /// invalid UTF-8, which is not checked here.
+    public static func span(_ bytes: UnsafeRawBufferPointer, at position: inout Int) -> (range: Range<Int>, ascii: Bool)? {
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
         position += 1
         let start = position
@@ -238,12 +249,8 @@ public enum PlainJSONString {
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                let utf8 = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
-                // ASCII is valid UTF-8 as it is: only other bytes need `validating`, whose generic
-                // path cost more than the scan.
-                let text = ascii ? String(decoding: utf8, as: UTF8.self) : String(validating: utf8, as: UTF8.self)
                 position += 1
-                return text
+                return (start..<(position - 1), ascii)
             }
             if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
             ascii = ascii && byte < 0x80
