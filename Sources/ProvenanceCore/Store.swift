@@ -400,10 +400,23 @@ final class StoreCaches: @unchecked Sendable {
 }
 
 /// Remembers verified batch signatures, so the records of one signed batch — submitted
-/// together or one by one, checked on any thread — cost one Ed25519 verification in all.
+/// together or one by one, checked on any thread — cost one Ed25519 verification in all, and
+/// the inclusion path of the batch's last record checked, so that the next stops hashing where
+/// its path joins that one (`InclusionTrail`).
 final class VerifiedBatchSignatures: @unchecked Sendable {
+    /// A batch whose signature held: what identifies it besides its root, and the trail of the
+    /// last of its records checked.
+    private struct Batch {
+        let signature: Data
+        let size: Int
+        let key: Data
+        var trail: InclusionTrail?
+    }
+
     private let lock = NSLock()
-    private var verified = Set<Data>()
+    /// By root: a 32-byte key to hash, where the signature, size and key it was checked with
+    /// are compared (a key of all four, built and hashed for every record, cost more).
+    private var verified: [Data: Batch] = [:]
     static let limit = 100_000
 
     private var keys: [String: Curve25519.Signing.PublicKey] = [:]
@@ -427,19 +440,23 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
     /// Checks a call's signature against `key` (nil: the node's key is unreadable).
     func verify(_ signature: CallSignature, of recordBytes: Data, key: Curve25519.Signing.PublicKey?) -> Bool {
         guard let key else { return false }
-        guard case .batch(let root, let batchSignature, _, let size, _) = signature else {
+        guard case .batch(let root, let batchSignature, let index, let size, let proof) = signature else {
             var none = Set<Data>()
             return signature.verify(recordBytes: recordBytes, publicKey: key, verifiedBatches: &none)
         }
-        let memo = CallSignature.batchMemo(root: root, signature: batchSignature, size: size, publicKey: key)
+        let raw = key.rawRepresentation
         lock.lock()
-        let known = verified.contains(memo)
+        let known = verified[root].flatMap { $0.signature == batchSignature && $0.size == size && $0.key == raw ? $0 : nil }
         lock.unlock()
-        guard signature.verifyBatch(recordBytes: recordBytes, publicKey: key, signatureKnown: known) else { return false }
-        guard !known else { return true }
+        guard let trail = MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(recordBytes), index: index, size: size,
+                                                     proof: proof, root: root, sharing: known?.trail)
+        else { return false }
+        if known == nil {
+            guard key.isValidSignature(batchSignature, for: CallSignature.batchMessage(root: root, size: size)) else { return false }
+        }
         lock.lock()
-        if verified.count >= Self.limit { verified.removeAll(keepingCapacity: true) }
-        verified.insert(memo)
+        if known == nil, verified.count >= Self.limit { verified.removeAll(keepingCapacity: true) }
+        verified[root] = Batch(signature: batchSignature, size: size, key: raw, trail: trail)
         lock.unlock()
         return true
     }

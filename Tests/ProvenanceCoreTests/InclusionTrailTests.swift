@@ -1,0 +1,166 @@
+import Crypto
+import Foundation
+import Testing
+@testable import ProvenanceCore
+
+/// An inclusion check that stops where it meets the path of a leaf already checked
+/// (`MerkleTree.verifyInclusion(leafHash:index:size:proof:root:sharing:)`) must give the RFC 9162
+/// check's verdict for every leaf and every tampered proof, whatever trail it is handed.
+@Suite struct InclusionTrailTests {
+    private func leafData(_ count: Int) -> [Data] { (0..<count).map { Data("leaf \($0)".utf8) } }
+
+    @Test func sharedChecksGiveTheRFCVerdictAndTheSameStates() throws {
+        var random = SystemRandomNumberGenerator()
+        for size in 1...40 {
+            let data = leafData(size)
+            let hashes = data.map(MerkleTree.leafHash)
+            let root = MerkleTree.root(ofLeafHashes: hashes)
+            let proofs = try (0..<size).map { try MerkleTree.inclusionProof(index: $0, size: size, leafHashes: hashes) }
+            // Each leaf alone: the trail it leaves is the reference for its states.
+            let alone = try (0..<size).map { index in
+                try #require(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[index]), index: index, size: size,
+                                                        proof: proofs[index], root: root, sharing: nil),
+                             "leaf \(index) of \(size) alone")
+            }
+            #expect(alone.allSatisfy { $0.states.count == $0.proof.count })
+            // In order, in reverse and shuffled, each sharing the last one's trail.
+            for order in [Array(0..<size), Array((0..<size).reversed()), Array(0..<size).shuffled(using: &random)] {
+                var trail: InclusionTrail?
+                for index in order {
+                    let shared = MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[index]), index: index, size: size,
+                                                            proof: proofs[index], root: root, sharing: trail)
+                    #expect(shared?.states == alone[index].states, "leaf \(index) of \(size) after \(String(describing: trail?.states.count))")
+                    trail = shared
+                }
+            }
+        }
+    }
+
+    @Test func aTamperedProofIsRefusedWhateverTrailItMeets() throws {
+        for size in 2...33 {
+            let data = leafData(size)
+            let hashes = data.map(MerkleTree.leafHash)
+            let root = MerkleTree.root(ofLeafHashes: hashes)
+            let proofs = try (0..<size).map { try MerkleTree.inclusionProof(index: $0, size: size, leafHashes: hashes) }
+            for index in 0..<size {
+                // Trails of the leaf itself and of its neighbours: they share the most levels.
+                let trails = Set([index, max(0, index - 1), min(size - 1, index + 1)]).map { other in
+                    MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[other]), index: other, size: size,
+                                               proof: proofs[other], root: root, sharing: nil)
+                }
+                for trail in trails {
+                    #expect(trail != nil)
+                    func accepts(_ proof: [Data], index i: Int = index, size s: Int = size, leaf: Data? = nil) -> Bool {
+                        let shared = MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(leaf ?? data[index]), index: i, size: s,
+                                                                proof: proof, root: root, sharing: trail) != nil
+                        #expect(shared == MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(leaf ?? data[index]), index: i, size: s,
+                                                                     proof: proof, root: root))
+                        return shared
+                    }
+                    #expect(accepts(proofs[index]))
+                    for position in proofs[index].indices {
+                        var bad = proofs[index]
+                        bad[position][31] ^= 0x01
+                        #expect(!accepts(bad), "flipped element \(position) of \(index)/\(size)")
+                    }
+                    #expect(!accepts(proofs[index] + [root]), "extended \(index)/\(size)")
+                    #expect(!accepts(Array(proofs[index].dropLast())), "truncated \(index)/\(size)")
+                    #expect(!accepts(proofs[index], index: index ^ 1) || index ^ 1 >= size, "index \(index ^ 1)/\(size)")
+                    #expect(!accepts(proofs[index], leaf: Data("other".utf8)), "wrong leaf \(index)/\(size)")
+                    #expect(!accepts(proofs[index], index: size), "index past the end \(size)/\(size)")
+                }
+            }
+        }
+    }
+
+    /// A trail of another tree (another root or size) is not used.
+    @Test func aTrailOfAnotherTreeIsIgnored() throws {
+        let data = leafData(16)
+        let hashes = data.map(MerkleTree.leafHash)
+        let root = MerkleTree.root(ofLeafHashes: hashes)
+        let proof = try MerkleTree.inclusionProof(index: 3, size: 16, leafHashes: hashes)
+        let trail = try #require(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[2]), index: 2, size: 16,
+                                                            proof: try MerkleTree.inclusionProof(index: 2, size: 16, leafHashes: hashes),
+                                                            root: root, sharing: nil))
+        // The same proof against another root: the trail (of this root) must not vouch for it.
+        var otherRoot = root
+        otherRoot[0] ^= 0xff
+        #expect(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[3]), index: 3, size: 16, proof: proof,
+                                           root: otherRoot, sharing: trail) == nil)
+        #expect(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[3]), index: 3, size: 16, proof: proof,
+                                           root: root, sharing: trail) != nil)
+    }
+
+    @Test func inlineHashesEqualTheirData() {
+        for length in [0, 1, 55, 56, 63, 64, 65, 300] {
+            let data = Data((0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            let leaf = MerkleTree.inlineLeafHash(data)
+            #expect(leaf.data == MerkleTree.leafHash(data))
+            #expect(leaf.equals(MerkleTree.leafHash(data)))
+            #expect(!leaf.equals(MerkleTree.leafHash(data + [1])))
+            #expect(!leaf.equals(Data()))
+        }
+    }
+
+    // MARK: Batch signatures
+
+    private func records(_ count: Int, node: String = "gpu1") -> [CallRecord] {
+        (0..<count).map {
+            CallRecord(caller: "alice", model: "m", version: "v1", node: node, router: nil, inputTokens: UInt64($0), outputTokens: 7,
+                       latencyMilliseconds: 120, outputSHA256: nil, idempotencyKey: "key-\($0)")
+        }
+    }
+
+    @Test func aBatchIsCheckedOnceAndEveryRecordStillAgainstItsProof() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let batch = records(100)
+        let signatures = try CallSignature.signBatch(batch, with: key)
+        let memo = VerifiedBatchSignatures()
+        for index in Array(batch.indices).shuffled() {
+            #expect(memo.verify(signatures[index], of: batch[index].canonicalBytes, key: key.publicKey))
+        }
+        guard case .batch(let root, let signature, let index, let size, let proof) = signatures[41] else {
+            Issue.record("signBatch made a single signature")
+            return
+        }
+        // Every element of a proof is checked, after the batch is known.
+        for position in proof.indices {
+            var bad = proof
+            bad[position][5] ^= 0x20
+            let tampered = CallSignature.batch(root: root, signature: signature, index: index, size: size, proof: bad)
+            #expect(!memo.verify(tampered, of: batch[41].canonicalBytes, key: key.publicKey), "element \(position)")
+        }
+        // Another record under this record's proof; the right record under another index.
+        #expect(!memo.verify(signatures[41], of: batch[42].canonicalBytes, key: key.publicKey))
+        #expect(!memo.verify(.batch(root: root, signature: signature, index: 40, size: size, proof: proof), of: batch[41].canonicalBytes,
+                             key: key.publicKey))
+        // A known root with another signature, another size or another key is checked anew, and fails.
+        var forged = signature
+        forged[0] ^= 0x01
+        #expect(!memo.verify(.batch(root: root, signature: forged, index: index, size: size, proof: proof), of: batch[41].canonicalBytes,
+                             key: key.publicKey))
+        #expect(!memo.verify(signatures[41], of: batch[41].canonicalBytes, key: Curve25519.Signing.PrivateKey().publicKey))
+        #expect(!memo.verify(.batch(root: root, signature: signature, index: index, size: size + 1, proof: proof), of: batch[41].canonicalBytes,
+                             key: key.publicKey))
+        // And the batch is still known afterwards.
+        #expect(memo.verify(signatures[41], of: batch[41].canonicalBytes, key: key.publicKey))
+    }
+
+    @Test func theMemoAgreesWithTheOneRecordCheckOnEveryRecord() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let memo = VerifiedBatchSignatures()
+        for count in [1, 2, 3, 7, 64, 257] {
+            let batch = records(count)
+            let signatures = try CallSignature.signBatch(batch, with: key)
+            for index in batch.indices.reversed() {
+                #expect(memo.verify(signatures[index], of: batch[index].canonicalBytes, key: key.publicKey)
+                        == signatures[index].verify(record: batch[index], publicKey: key.publicKey))
+                #expect(memo.verify(signatures[index], of: batch[index].canonicalBytes, key: key.publicKey))
+            }
+        }
+        let single = try CallSignature.sign(records(1)[0], with: key)
+        #expect(memo.verify(single, of: records(1)[0].canonicalBytes, key: key.publicKey))
+        #expect(!memo.verify(single, of: records(2)[1].canonicalBytes, key: key.publicKey))
+        #expect(!memo.verify(single, of: records(1)[0].canonicalBytes, key: nil))
+    }
+}
