@@ -114,7 +114,7 @@ extension MerkleTree {
             let state = InclusionTrail.State(fn: fn, sn: sn, r: r)
             states.append(state)
             // Met the known path, with the same elements left: the rest would repeat its steps.
-            if let known, known.states[step] == state, proof[(step + 1)...] == known.proof[(step + 1)...] {
+            if let known, known.states[step] == state, (step + 1..<proof.count).allSatisfy({ InlineHash(proof[$0]) == InlineHash(known.proof[$0]) }) {
                 states.append(contentsOf: known.states[(step + 1)...])
                 return InclusionTrail(root: root, size: size, proof: proof, states: states)
             }
