@@ -417,7 +417,10 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
     /// By root: a 32-byte key to hash, where the signature, size and key it was checked with
     /// are compared (a key of all four, built and hashed for every record, cost more).
     private var verified: [Data: Batch] = [:]
-    static let limit = 100_000
+    /// Batches remembered before all are forgotten: an entry with its trail (a proof's hashes and
+    /// the check's states) takes under 2 KB, so at most about 20 MB; a batch seen again after
+    /// that costs one more Ed25519 check.
+    static let limit = 10_000
 
     private var keys: [String: Curve25519.Signing.PublicKey] = [:]
 
