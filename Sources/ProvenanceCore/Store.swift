@@ -410,7 +410,7 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
         let signature: Data
         let size: Int
         let key: Data
-        var trail: InclusionTrail?
+        let trail: InclusionTrail
     }
 
     private let lock = NSLock()

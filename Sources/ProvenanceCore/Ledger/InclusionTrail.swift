@@ -7,19 +7,18 @@ struct InlineHash: Equatable, Sendable {
     private var words: (UInt64, UInt64, UInt64, UInt64)
 
     init(_ digest: SHA256.Digest) {
-        words = digest.withUnsafeBytes { raw in
-            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-             raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
-        }
+        words = digest.withUnsafeBytes(Self.words)
     }
 
     /// The hash in `data`, which must be 32 bytes long.
     init(_ data: Data) {
         precondition(data.count == MerkleTree.hashSize, "a SHA-256 hash is 32 bytes")
-        words = data.withUnsafeBytes { raw in
-            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-             raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
-        }
+        words = data.withUnsafeBytes(Self.words)
+    }
+
+    private static func words(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64) {
+        (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+         raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
     }
 
     static func == (lhs: InlineHash, rhs: InlineHash) -> Bool {
@@ -49,7 +48,7 @@ struct InlineHash: Equatable, Sendable {
 /// because its lower part met a path that holds.
 ///
 /// Records of one signed batch arrive mostly in order, and neighbours share all but their lowest
-/// levels: a batch of 256 costs about two node hashes a record instead of eight.
+/// levels: in order, a batch of 256 costs about two node hashes a record instead of eight.
 struct InclusionTrail: Sendable {
     struct State: Equatable {
         let fn: Int
