@@ -237,7 +237,7 @@ enum CallBodyParser {
             var seen: UInt32 = 0
             let ok = object { key, reader in
                 guard seen & key.bit == 0 else { return false }
-            seen |= key.bit
+                seen |= key.bit
                 switch key {
                 case .caller: caller = reader.string(); return caller != nil
                 case .model: model = reader.string(); return model != nil
@@ -266,7 +266,7 @@ enum CallBodyParser {
             var seen: UInt32 = 0
             let ok = object { key, reader in
                 guard seen & key.bit == 0 else { return false }
-            seen |= key.bit
+                seen |= key.bit
                 switch key {
                 case .kind: kind = reader.string(); return kind != nil
                 case .signature: signature = reader.string(); return signature != nil
@@ -297,7 +297,7 @@ enum CallBodyParser {
             var seen: UInt32 = 0
             let ok = object { key, reader in
                 guard seen & key.bit == 0 else { return false }
-            seen |= key.bit
+                seen |= key.bit
                 switch key {
                 case .record: record = reader.record(); return record != nil
                 case .signature: signature = reader.signature(); return signature != nil
