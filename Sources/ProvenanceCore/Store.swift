@@ -418,9 +418,21 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
     /// are compared (a key of all four, built and hashed for every record, cost more).
     private var verified: [Data: Batch] = [:]
     /// Batches remembered before all are forgotten: an entry with its trail (a proof's hashes and
-    /// the check's states) takes under 2 KB, so at most about 20 MB; a batch seen again after
-    /// that costs one more Ed25519 check.
-    static let limit = 10_000
+    /// the check's states) takes under 2 KB, so at most about 20 MB by default; a batch seen
+    /// again after that costs one more Ed25519 check.
+    let limit: Int
+
+    init(limit: Int = 10_000) {
+        precondition(limit > 0, "a memo remembers at least one batch")
+        self.limit = limit
+    }
+
+    /// How many batches are remembered now.
+    var remembered: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return verified.count
+    }
 
     private var keys: [String: Curve25519.Signing.PublicKey] = [:]
 
@@ -458,7 +470,7 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
             guard key.isValidSignature(batchSignature, for: CallSignature.batchMessage(root: root, size: size)) else { return false }
         }
         lock.lock()
-        if known == nil, verified.count >= Self.limit { verified.removeAll(keepingCapacity: true) }
+        if known == nil, verified.count >= limit { verified.removeAll(keepingCapacity: true) }
         verified[root] = Batch(signature: batchSignature, size: size, key: raw, trail: trail)
         lock.unlock()
         return true

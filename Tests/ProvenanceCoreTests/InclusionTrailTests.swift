@@ -146,6 +146,41 @@ import Testing
         #expect(memo.verify(signatures[41], of: batch[41].canonicalBytes, key: key.publicKey))
     }
 
+    /// The memo is bounded: at its limit it forgets every batch, and a batch seen again is
+    /// checked anew, signature and all.
+    @Test func theMemoForgetsAtItsLimitAndChecksAgain() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let memo = VerifiedBatchSignatures(limit: 3)
+        let batches = try (0..<4).map { number in
+            let batch = records(5).map { record in
+                var record = record
+                record.idempotencyKey = "batch-\(number)-\(record.idempotencyKey)"
+                return record
+            }
+            return (batch, try CallSignature.signBatch(batch, with: key))
+        }
+        var counts: [Int] = []
+        for (batch, signatures) in batches {
+            for index in batch.indices { #expect(memo.verify(signatures[index], of: batch[index].canonicalBytes, key: key.publicKey)) }
+            counts.append(memo.remembered)
+        }
+        // Three remembered, then the fourth finds the memo full: all are forgotten, it is kept.
+        #expect(counts == [1, 2, 3, 1])
+        // The first batch, forgotten, still verifies (checked anew) and is remembered again.
+        let (first, firstSignatures) = batches[0]
+        #expect(memo.verify(firstSignatures[2], of: first[2].canonicalBytes, key: key.publicKey))
+        #expect(memo.remembered == 2)
+        // And a forged signature of a forgotten batch is refused, not waved through.
+        let (second, secondSignatures) = batches[1]
+        guard case .batch(let root, var signature, let index, let size, let proof) = secondSignatures[0] else {
+            Issue.record("signBatch made a single signature")
+            return
+        }
+        signature[10] ^= 0x04
+        #expect(!memo.verify(.batch(root: root, signature: signature, index: index, size: size, proof: proof), of: second[0].canonicalBytes,
+                             key: key.publicKey))
+    }
+
     @Test func theMemoAgreesWithTheOneRecordCheckOnEveryRecord() throws {
         let key = Curve25519.Signing.PrivateKey()
         let memo = VerifiedBatchSignatures()
