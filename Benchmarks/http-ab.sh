@@ -78,6 +78,9 @@ for round in $(seq 0 $((ROUNDS - 1))); do
     sed -n "$((round * PER_ROUND + 1)),$(((round + 1) * PER_ROUND))p" "$work/calls$side.tsv" > "$work/round.tsv"
     PROVENANCE_BIN=$A; [[ $side == B ]] && PROVENANCE_BIN=$B
     store="$work/store$side"
+    # Untimed: the stores copied and the records written are flushed first, so that no run's
+    # fsyncs wait behind the writeback of files the script made (the first run's p99 did, at 237-532 ms).
+    sync
     start_server error
     before=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
     read -r ok bad seconds p50 p99 <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \

@@ -109,6 +109,9 @@ ticks_per_second=$(getconf CLK_TCK)
 
 run() {  # mode [route [records per request]] → "requests-ok failed seconds p50ms p99ms server-cpu-µs-per-record"
   local before after per=${3:-1}
+  # Untimed: the records and stores the script wrote are flushed first, so that the run's fsyncs
+  # do not wait behind their writeback (the first run's p99 did, once at 414 ms).
+  sync
   before=$(cpu_ticks)
   # One wrk per replica, at once; their counts add up, and the slowest sets seconds, p50 and p99.
   for replica in $(seq 0 $((REPLICAS - 1))); do
