@@ -456,8 +456,7 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
     func verify(_ signature: CallSignature, of recordBytes: Data, key: Curve25519.Signing.PublicKey?) -> Bool {
         guard let key else { return false }
         guard case .batch(let root, let batchSignature, let index, let size, let proof) = signature else {
-            var none = Set<Data>()
-            return signature.verify(recordBytes: recordBytes, publicKey: key, verifiedBatches: &none)
+            return signature.verify(recordBytes: recordBytes, publicKey: key)
         }
         let raw = key.rawRepresentation
         lock.lock()

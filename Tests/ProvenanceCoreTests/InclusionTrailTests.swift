@@ -4,8 +4,9 @@ import Testing
 @testable import ProvenanceCore
 
 /// An inclusion check that stops where it meets the path of a leaf already checked
-/// (`MerkleTree.verifyInclusion(leafHash:index:size:proof:root:sharing:)`) must give the RFC 9162
-/// check's verdict for every leaf and every tampered proof, whatever trail it is handed.
+/// (`MerkleTree.verifyInclusion(leafHash:index:size:proof:root:sharing:)`) must give the verdict
+/// of the same check without a trail — the RFC 9162 check, which `MerkleTreeTests` holds to the
+/// transparency-dev vectors — for every leaf and every tampered proof, whatever trail it is handed.
 @Suite struct InclusionTrailTests {
     private func leafData(_ count: Int) -> [Data] { (0..<count).map { Data("leaf \($0)".utf8) } }
 

@@ -87,16 +87,21 @@ extension MerkleTree {
     /// when the proof holds, nil when it does not.
     static func verifyInclusion(leafHash: InlineHash, index: Int, size: Int, proof: [Data], root: Data,
                                 sharing trail: InclusionTrail?) -> InclusionTrail? {
+        // Step 1: leaf_index must be below tree_size (negative values are out of range too).
         guard index >= 0, size > 0, index < size else { return nil }
         guard root.count == hashSize, proof.allSatisfy({ $0.count == hashSize }) else { return nil }
         let known = trail.flatMap { $0.size == size && $0.proof.count == proof.count && $0.root == root ? $0 : nil }
+        // Steps 2 and 3.
         var fn = index
         var sn = size - 1
         var r = leafHash
         var states: [InclusionTrail.State] = []
         states.reserveCapacity(proof.count)
+        // Step 4.
         for (step, p) in proof.enumerated() {
+            // 4a.
             if sn == 0 { return nil }
+            // 4b.
             if fn & 1 == 1 || fn == sn {
                 r = p.withUnsafeBytes { left in r.withUnsafeBytes { right in inlineNodeHash(left, right) } }
                 if fn & 1 == 0 {
@@ -108,6 +113,7 @@ extension MerkleTree {
             } else {
                 r = r.withUnsafeBytes { left in p.withUnsafeBytes { right in inlineNodeHash(left, right) } }
             }
+            // 4c.
             fn >>= 1
             sn >>= 1
             let state = InclusionTrail.State(fn: fn, sn: sn, r: r)
@@ -118,6 +124,7 @@ extension MerkleTree {
                 return InclusionTrail(root: root, size: size, proof: proof, states: states)
             }
         }
+        // Step 5.
         guard sn == 0, r.equals(root) else { return nil }
         return InclusionTrail(root: root, size: size, proof: proof, states: states)
     }

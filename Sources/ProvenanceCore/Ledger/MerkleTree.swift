@@ -145,37 +145,9 @@ public enum MerkleTree {
     /// rejected, as transparency-dev/merkle rejects a leaf hash of the wrong size: an empty leaf hash
     /// would otherwise "verify" against an empty root in a one-leaf tree.
     public static func verifyInclusion(leafHash: Data, index: Int, size: Int, proof: [Data], root: Data) -> Bool {
-        // Step 1: leaf_index must be below tree_size (negative values are out of range too).
-        guard index >= 0, size > 0, index < size else { return false }
-        guard leafHash.count == hashSize, root.count == hashSize,
-              proof.allSatisfy({ $0.count == hashSize }) else { return false }
-
-        // Steps 2 and 3.
-        var fn = index
-        var sn = size - 1
-        var r = leafHash
-        // Step 4.
-        for p in proof {
-            // 4a.
-            if sn == 0 { return false }
-            // 4b.
-            if fn & 1 == 1 || fn == sn {
-                r = nodeHash(p, r)
-                if fn & 1 == 0 {
-                    while fn & 1 == 0 && fn != 0 {
-                        fn >>= 1
-                        sn >>= 1
-                    }
-                }
-            } else {
-                r = nodeHash(r, p)
-            }
-            // 4c.
-            fn >>= 1
-            sn >>= 1
-        }
-        // Step 5.
-        return sn == 0 && r == root
+        // The steps are `verifyInclusion(leafHash:index:size:proof:root:sharing:)`'s, on inline hashes.
+        guard leafHash.count == hashSize else { return false }
+        return verifyInclusion(leafHash: InlineHash(leafHash), index: index, size: size, proof: proof, root: root, sharing: nil) != nil
     }
 
     /// RFC 9162 §2.1.4.2: whether `proof` shows that the tree of `newSize` leaves with root `newRoot`

@@ -207,52 +207,24 @@ public enum CallSignature: Sendable, Equatable {
         }
     }
 
-    /// Checks the signature against the node's public key. `verifiedBatches` remembers batch
-    /// signatures already checked, so a batch costs one Ed25519 verification, not one per record.
-    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey, verifiedBatches: inout Set<Data>) -> Bool {
-        verify(recordBytes: record.canonicalBytes, publicKey: publicKey, verifiedBatches: &verifiedBatches)
+    /// Checks the signature against the node's public key: a single signature over the record,
+    /// or the record's inclusion proof against the batch root and the node's signature of that
+    /// root. A server checking many records of one batch uses `VerifiedBatchSignatures`, which
+    /// checks each batch's signature once.
+    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey) -> Bool {
+        verify(recordBytes: record.canonicalBytes, publicKey: publicKey)
     }
 
-    /// Checks the signature over a record's canonical bytes. A batch signature already in
-    /// `verifiedBatches` (by `batchMemo`) is not checked again; one that holds is added.
-    public func verify(recordBytes: Data, publicKey: Curve25519.Signing.PublicKey, verifiedBatches: inout Set<Data>) -> Bool {
+    /// The same, over a record's canonical bytes.
+    public func verify(recordBytes: Data, publicKey: Curve25519.Signing.PublicKey) -> Bool {
         switch self {
         case .single(let signature):
             return publicKey.isValidSignature(signature, for: recordBytes)
-        case .batch(let root, let signature, _, let size, _):
-            let memo = Self.batchMemo(root: root, signature: signature, size: size, publicKey: publicKey)
-            let known = verifiedBatches.contains(memo)
-            guard verifyBatch(recordBytes: recordBytes, publicKey: publicKey, signatureKnown: known) else { return false }
-            if !known { verifiedBatches.insert(memo) }
-            return true
+        case .batch(let root, let signature, let index, let size, let proof):
+            return MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(recordBytes), index: index, size: size, proof: proof,
+                                              root: root, sharing: nil) != nil
+                && publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size))
         }
-    }
-
-    /// A batch signature over `recordBytes`: the record's inclusion proof against the signed
-    /// root, and (unless `signatureKnown`, already checked for this root, size and key) the
-    /// node's Ed25519 signature of the root. False for a single signature.
-    func verifyBatch(recordBytes: Data, publicKey: Curve25519.Signing.PublicKey, signatureKnown: Bool) -> Bool {
-        guard case .batch(let root, let signature, let index, let size, let proof) = self else { return false }
-        guard MerkleTree.verifyInclusion(leafHash: MerkleTree.leafHash(recordBytes), index: index, size: size, proof: proof, root: root) else {
-            return false
-        }
-        return signatureKnown || publicKey.isValidSignature(signature, for: Self.batchMessage(root: root, size: size))
-    }
-
-    /// What identifies a checked batch signature: its root, size, signature and key (the
-    /// signed message is a function of the root and size).
-    public static func batchMemo(root: Data, signature: Data, size: Int, publicKey: Curve25519.Signing.PublicKey) -> Data {
-        var memo = Data(capacity: root.count + signature.count + 40)
-        memo.append(root)
-        memo.append(signature)
-        withUnsafeBytes(of: UInt64(size).littleEndian) { memo.append(contentsOf: $0) }
-        memo.append(publicKey.rawRepresentation)
-        return memo
-    }
-
-    public func verify(record: CallRecord, publicKey: Curve25519.Signing.PublicKey) -> Bool {
-        var once = Set<Data>()
-        return verify(record: record, publicKey: publicKey, verifiedBatches: &once)
     }
 
     /// What a node signs for a batch: a domain-separated statement of the batch's size and root.
