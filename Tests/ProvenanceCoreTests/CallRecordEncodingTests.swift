@@ -99,7 +99,6 @@ import Testing
         }
     }
 
-    /// Amounts print as they always have: as few decimals as needed, any sign and size.
     /// A transfer's hashed bytes, written directly, are the canonical object of its fields: the
     /// hash every ledger so far was chained with.
     @Test func transferBytesAreTheCanonicalObjectOfItsFields() throws {
@@ -154,6 +153,7 @@ import Testing
         }
     }
 
+    /// Amounts print as they always have: as few decimals as needed, any sign and size.
     @Test func amountsPrintAsBefore() {
         func reference(_ amount: TokenAmount) -> String {
             let magnitude = amount.raw.magnitude

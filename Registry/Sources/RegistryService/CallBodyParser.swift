@@ -176,7 +176,6 @@ enum CallBodyParser {
             }
         }
 
-        /// A string without escapes or control characters, in valid UTF-8.
         /// A member's name, when it is one of the keys (a name with an escape is not).
         mutating func key() -> Key? {
             skipSpace()
@@ -184,6 +183,7 @@ enum CallBodyParser {
             return Key(name: UnsafeRawBufferPointer(rebasing: bytes[range]))
         }
 
+        /// A string without escapes or control characters, in valid UTF-8.
         mutating func string() -> String? {
             skipSpace()
             return PlainJSONString.read(bytes, at: &position)
