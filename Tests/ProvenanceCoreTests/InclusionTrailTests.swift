@@ -74,6 +74,41 @@ import Testing
         }
     }
 
+    /// A leaf stops hashing where its path meets the trail, and takes the trail's states from
+    /// there on. Shown by a trail whose states past the meeting point are false: a check that
+    /// went on hashing would end in the true ones (and this false trail must never be made
+    /// outside a test: trails come only from checks that held). In order, in a batch of 256,
+    /// a leaf hashes one node where its path meets its left neighbour's, one for half the leaves,
+    /// two for a quarter, and so on: 502 node hashes for the 255 leaves after the first, where a
+    /// check without a trail hashes 8 × 255 = 2,040.
+    @Test func aLeafStopsHashingWhereItsPathMeetsTheTrail() throws {
+        let size = 256
+        let data = leafData(size)
+        let hashes = data.map(MerkleTree.leafHash)
+        let root = MerkleTree.root(ofLeafHashes: hashes)
+        let proofs = try (0..<size).map { try MerkleTree.inclusionProof(index: $0, size: size, leafHashes: hashes) }
+        let false32 = InlineHash(Data(repeating: 0xee, count: 32))
+        var hashed = 0
+        for index in 1..<size {
+            let left = try #require(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[index - 1]), index: index - 1,
+                                                               size: size, proof: proofs[index - 1], root: root, sharing: nil))
+            // The two paths meet at the step that hashes their common parent.
+            let meet = (Int.bitWidth - (index ^ (index - 1)).leadingZeroBitCount) - 1
+            let falseAbove = InclusionTrail(root: root, size: size, proof: left.proof,
+                                            states: left.states.enumerated().map { step, state in
+                                                step <= meet ? state : InclusionTrail.State(fn: -1, sn: -1, r: false32)
+                                            })
+            let shared = try #require(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[index]), index: index, size: size,
+                                                                 proof: proofs[index], root: root, sharing: falseAbove))
+            let alone = try #require(MerkleTree.verifyInclusion(leafHash: MerkleTree.inlineLeafHash(data[index]), index: index, size: size,
+                                                                proof: proofs[index], root: root, sharing: nil))
+            #expect(Array(shared.states[...meet]) == Array(alone.states[...meet]), "leaf \(index): its own steps")
+            #expect(shared.states[(meet + 1)...].allSatisfy { $0.r == false32 }, "leaf \(index) went on hashing past step \(meet)")
+            hashed += meet + 1
+        }
+        #expect(hashed == 502)
+    }
+
     /// A trail of another tree (another root or size) is not used.
     @Test func aTrailOfAnotherTreeIsIgnored() throws {
         let data = leafData(16)
