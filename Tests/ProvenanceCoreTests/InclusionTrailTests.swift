@@ -165,6 +165,7 @@ import Testing
             bad[position][5] ^= 0x20
             let tampered = CallSignature.batch(root: root, signature: signature, index: index, size: size, proof: bad)
             #expect(!memo.verify(tampered, of: batch[41].canonicalBytes, key: key.publicKey), "element \(position)")
+            #expect(!tampered.verify(record: batch[41], publicKey: key.publicKey), "element \(position), without the memo")
         }
         // Another record under this record's proof; the right record under another index.
         #expect(!memo.verify(signatures[41], of: batch[42].canonicalBytes, key: key.publicKey))
@@ -175,6 +176,9 @@ import Testing
         forged[0] ^= 0x01
         #expect(!memo.verify(.batch(root: root, signature: forged, index: index, size: size, proof: proof), of: batch[41].canonicalBytes,
                              key: key.publicKey))
+        #expect(!CallSignature.batch(root: root, signature: forged, index: index, size: size, proof: proof)
+            .verify(record: batch[41], publicKey: key.publicKey))
+        #expect(!signatures[41].verify(record: batch[41], publicKey: Curve25519.Signing.PrivateKey().publicKey))
         #expect(!memo.verify(signatures[41], of: batch[41].canonicalBytes, key: Curve25519.Signing.PrivateKey().publicKey))
         #expect(!memo.verify(.batch(root: root, signature: signature, index: index, size: size + 1, proof: proof), of: batch[41].canonicalBytes,
                              key: key.publicKey))
