@@ -83,9 +83,10 @@ extension MerkleTree {
         }
     }
 
-    /// `verifyInclusion`, step for step, which stops early where it meets `trail` (the states of
-    /// a leaf of the same tree already checked; see `InclusionTrail`). Returns this leaf's trail
-    /// when the proof holds, nil when it does not.
+    /// RFC 9162 §2.1.3.2: the inclusion check itself (`verifyInclusion(leafHash: Data, …)` calls
+    /// it with no trail), which stops early where it meets `trail` (the states of a leaf of the
+    /// same tree already checked; see `InclusionTrail`). Returns this leaf's trail when the proof
+    /// holds, nil when it does not.
     static func verifyInclusion(leafHash: InlineHash, index: Int, size: Int, proof: [Data], root: Data,
                                 sharing trail: InclusionTrail?) -> InclusionTrail? {
         // Step 1: leaf_index must be below tree_size (negative values are out of range too).
@@ -120,7 +121,8 @@ extension MerkleTree {
             let state = InclusionTrail.State(fn: fn, sn: sn, r: r)
             states.append(state)
             // Met the known path, with the same elements left: the rest would repeat its steps.
-            if let known, known.states[step] == state, (step + 1..<proof.count).allSatisfy({ InlineHash(proof[$0]) == InlineHash(known.proof[$0]) }) {
+            if let known, known.states[step] == state,
+               (step + 1..<proof.count).allSatisfy({ InlineHash(proof[$0]) == InlineHash(known.proof[$0]) }) {
                 states.append(contentsOf: known.states[(step + 1)...])
                 return InclusionTrail(root: root, size: size, proof: proof, states: states)
             }
