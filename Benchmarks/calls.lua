@@ -11,7 +11,7 @@ function init(args)
   -- stopping once each was sent.
   cycle = args[5] == "cycle"
   -- Requests are formatted once, here: wrk shares the two cores with the server.
-  requests, index, created, failed = {}, 0, 0, 0
+  requests, index, created, failed, ran_out = {}, 0, 0, 0, 0
   local authorization, n = "Bearer " .. token, 0
   for line in io.lines(path) do
     if n % count == id then
@@ -28,15 +28,22 @@ function request()
 end
 function response(status, headers, body)
   if status == 201 or status == 200 then created = created + 1 else failed = failed + 1 end
-  if index >= #requests and not cycle then wrk.thread:stop() end
+  if index >= #requests and not cycle then
+    ran_out = 1
+    wrk.thread:stop()
+  end
 end
 function done(summary, latency, requests)
-  local ok, bad = 0, 0
+  local ok, bad, out = 0, 0, 0
   for _, thread in ipairs(threads) do
     ok = ok + thread:get("created")
     bad = bad + thread:get("failed")
+    out = out + thread:get("ran_out")
   end
+  -- wrk reports the whole duration even when threads stopped early: a run whose threads ran
+  -- out of records measured the records (their count over the duration), not the server, and
+  -- says so in its last field (the threads that ran out).
   local seconds = summary.duration / 1e6
-  io.write(string.format("RESULT %d %d %.3f %.2f %.2f\n", ok, bad, seconds,
-                         latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+  io.write(string.format("RESULT %d %d %.3f %.2f %.2f %d\n", ok, bad, seconds,
+                         latency:percentile(50) / 1000, latency:percentile(99) / 1000, out))
 end

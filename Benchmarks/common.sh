@@ -43,3 +43,11 @@ send_calls() {
     wrk -t 2 -c 64 -d "$(( $2 / 1000 + 10 ))s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
         -- "$1" 2 "$token" /v1/calls >/dev/null
 }
+
+# ran_out_note THREADS_THAT_RAN_OUT SETTING: a warning for a wrk run whose threads sent every
+# record before the run's end. wrk still reports the whole duration, so the rate printed is the
+# records' count over it, less than the server could do; nothing when none ran out.
+ran_out_note() {
+  [[ ${1:-0} -gt 0 ]] && printf '  RAN OUT of records: the server did at least this rate; raise %s' "$2"
+  true
+}

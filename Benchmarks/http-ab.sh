@@ -9,7 +9,8 @@
 # Environment:
 #   MODE       deferred (default) or realtime
 #   ROUNDS     pairs of runs (default 4)
-#   PER_ROUND  signed records per run (default 90000; a run stops early when they run out)
+#   PER_ROUND  signed records per run (default 90000); a run that sends them all before its
+#              DURATION is marked: its rate is the records', not the server's
 #   DURATION   seconds per run (default 7)
 #   PRELOAD    calls sent to the seeded store (by build A) before it is copied, so that both
 #              builds start on a store that already holds calls (default 0); with KEYS_B, B's
@@ -83,15 +84,16 @@ for round in $(seq 0 $((ROUNDS - 1))); do
     sync
     start_server error
     before=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
-    read -r ok bad seconds p50 p99 <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
-      -- "$work/round.tsv" 2 "$token" /v1/calls | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')"
+    read -r ok bad seconds p50 p99 ran_out <<<"$(wrk -t 2 -c 64 -d "${DURATION}s" --timeout 30s -s "$PACKAGE_ROOT/Benchmarks/calls.lua" "http://127.0.0.1:$port" \
+      -- "$work/round.tsv" 2 "$token" /v1/calls | awk '/^RESULT/ { print $2, $3, $4, $5, $6, $7 }')"
     after=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
     peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
     kill -TERM "$server"; wait "$server" || true
     server=""
-    printf 'round %d %s  %6.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %4.0f µs/call  peak RSS %4.0f MiB  (%d not 2xx)  load %s\n' \
+    printf 'round %d %s  %6.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  server CPU %4.0f µs/call  peak RSS %4.0f MiB  (%d not 2xx)  load %s%s\n' \
       "$round" "$side" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" \
-      "$(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$((peak_kib / 1024))" "$bad" "$(cut -d' ' -f1 /proc/loadavg)"
+      "$(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / ($ok + $bad) }")" "$((peak_kib / 1024))" "$bad" "$(cut -d' ' -f1 /proc/loadavg)" \
+      "$(ran_out_note "$ran_out" PER_ROUND)"
   done
 done
 for side in A B; do

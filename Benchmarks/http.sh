@@ -19,7 +19,8 @@
 #   SIGN            batch (default) or single
 #   SIGN_BATCH      records per node signature when SIGN=batch (default 256)
 #   THREADS         wrk threads (default 2)
-#   CALLS           signed records prepared per run; a run stops early when they run out (default 60000)
+#   CALLS           signed records prepared per run (default 60000); a run that sends them all
+#                   before its DURATION is marked: its rate is the records', not the server's
 #   PER_REQUEST     records per request in the third run, deferred through POST /v1/calls/batch (default 100)
 #   RUNS            which runs, of "floor realtime deferred batched settle" (default: all five)
 #   HTTP_FLOOR_BIN  use this http-floor binary instead of building the release one
@@ -107,7 +108,7 @@ done
 cpu_ticks() { for pid in "${servers[@]}"; do awk '{ print $14 + $15 }' "/proc/$pid/stat"; done | awk '{ sum += $1 } END { print sum }'; }
 ticks_per_second=$(getconf CLK_TCK)
 
-run() {  # mode [route [records per request]] → "requests-ok failed seconds p50ms p99ms server-cpu-µs-per-record"
+run() {  # mode [route [records per request]] → "requests-ok failed seconds p50ms p99ms server-cpu-µs-per-record threads-that-ran-out"
   local before after per=${3:-1}
   # Untimed: the records and stores the script wrote are flushed first, so that the run's fsyncs
   # do not wait behind their writeback (the first run's p99 did, once at 414 ms).
@@ -116,14 +117,14 @@ run() {  # mode [route [records per request]] → "requests-ok failed seconds p5
   # One wrk per replica, at once; their counts add up, and the slowest sets seconds, p50 and p99.
   for replica in $(seq 0 $((REPLICAS - 1))); do
     wrk -t "$THREADS" -c $((CONNECTIONS / REPLICAS)) -d "${DURATION}s" --timeout 30s -s "$calls_lua" "http://127.0.0.1:${ports[$replica]}" \
-      -- "$work/$1.$replica.tsv" "$THREADS" "$token" "${2:-/v1/calls}" | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' > "$work/wrk.$replica" &
+      -- "$work/$1.$replica.tsv" "$THREADS" "$token" "${2:-/v1/calls}" | awk '/^RESULT/ { print $2, $3, $4, $5, $6, $7 }' > "$work/wrk.$replica" &
   done
   wait  # (this runs in a subshell: its jobs are the wrks only)
-  cat "$work"/wrk.* | awk '{ ok += $1; bad += $2; if ($3 > s) s = $3; if ($4 > p50) p50 = $4; if ($5 > p99) p99 = $5 }
-                           END { print ok, bad, s, p50, p99 }' | {
-    read -r ok bad seconds p50 p99
+  cat "$work"/wrk.* | awk '{ ok += $1; bad += $2; if ($3 > s) s = $3; if ($4 > p50) p50 = $4; if ($5 > p99) p99 = $5; out += $6 }
+                           END { print ok, bad, s, p50, p99, out }' | {
+    read -r ok bad seconds p50 p99 ran_out
     after=$(cpu_ticks)
-    echo "$ok $bad $seconds $p50 $p99 $(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / (($ok + $bad) * $per) }")"
+    echo "$ok $bad $seconds $p50 $p99 $(awk "BEGIN { print ($after - $before) * 1e6 / $ticks_per_second / (($ok + $bad) * $per) }") $ran_out"
   }
   rm -f "$work"/wrk.*
 }
@@ -191,26 +192,27 @@ deferred_seconds=0
 [[ -n $floor_rate ]] && echo "$floor_line"
 if wants realtime; then
   measure_before
-  read -r ok bad seconds p50 p99 cpu <<<"$(run realtime)"
-  printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)%s\n' \
+  read -r ok bad seconds p50 p99 cpu ran_out <<<"$(run realtime)"
+  printf '%-34s %8d calls  %6.0f settled calls/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)%s%s\n' \
     "real-time (POST /v1/calls)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad" \
-    "$(versus_floor "$(awk "BEGIN { print $ok / $seconds }")")"
+    "$(versus_floor "$(awk "BEGIN { print $ok / $seconds }")")" "$(ran_out_note "$ran_out" CALLS)"
 fi
 
 if wants deferred; then
   measure_before
-  read -r ok bad seconds p50 p99 cpu <<<"$(run deferred)"
-  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)%s\n' \
+  read -r ok bad seconds p50 p99 cpu ran_out <<<"$(run deferred)"
+  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  %s  (%d not 201)%s%s\n' \
     "deferred (POST /v1/calls, defer)" "$ok" "$(awk "BEGIN { print $ok / $seconds }")" "$p50" "$p99" "$cpu" "$(per_call "$ok")" "$bad" \
-    "$(versus_floor "$(awk "BEGIN { print $ok / $seconds }")")"
+    "$(versus_floor "$(awk "BEGIN { print $ok / $seconds }")")" "$(ran_out_note "$ran_out" CALLS)"
   deferred_seconds=$seconds
 fi
 
 if wants batched; then
-  read -r ok bad seconds p50 p99 cpu <<<"$(run batched /v1/calls/batch "$PER_REQUEST")"
+  read -r ok bad seconds p50 p99 cpu ran_out <<<"$(run batched /v1/calls/batch "$PER_REQUEST")"
   deferred_seconds=$(awk "BEGIN { print $deferred_seconds + $seconds }")
-  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d requests not 200)\n' \
-    "deferred, $PER_REQUEST a request (/batch)" "$((ok * PER_REQUEST))" "$(awk "BEGIN { print $ok * $PER_REQUEST / $seconds }")" "$p50" "$p99" "$cpu" "$bad"
+  printf '%-34s %8d calls  %6.0f reserved calls/s p50 %7.2f ms  p99 %7.2f ms  server CPU %4.0f µs/call  (%d requests not 200)%s\n' \
+    "deferred, $PER_REQUEST a request (/batch)" "$((ok * PER_REQUEST))" "$(awk "BEGIN { print $ok * $PER_REQUEST / $seconds }")" "$p50" "$p99" "$cpu" "$bad" \
+    "$(ran_out_note "$ran_out" CALLS)"
 fi
 
 if wants settle; then

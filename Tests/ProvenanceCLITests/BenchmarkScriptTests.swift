@@ -36,4 +36,14 @@ import Testing
         #expect(result.errorLines == ["usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
     }
+
+    /// A wrk run whose threads sent every record before its end reports the whole duration, so
+    /// its rate is the records' count over it: the scripts mark such a run (`calls.lua` counts
+    /// the threads that ran out), and print nothing extra for a run that did not run out.
+    @Test func aRunThatRanOutOfRecordsIsMarked() throws {
+        let common = Self.benchmarks.appendingPathComponent("common.sh").path
+        let result = try runProcess("/bin/bash", ["-c", "source \"$0\"; printf '[%s]\\n' \"$(ran_out_note 2 PER_ROUND)\" \"$(ran_out_note 0 PER_ROUND)\"", common])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == "[  RAN OUT of records: the server did at least this rate; raise PER_ROUND]\n[]\n")
+    }
 }
