@@ -27,8 +27,11 @@ enum JSONResponse {
 
     /// A call's outcome (the answer to every `POST /v1/calls`).
     static func make(_ outcome: CallOutcome, status: HTTPResponse.Status) -> Response {
-        guard let body = json(outcome) else { return encoded(outcome, status: status) }
-        return bytes(body, status: status)
+        var body = ByteBuffer()
+        guard write(outcome, into: &body) else { return encoded(outcome, status: status) }
+        return Response(status: status,
+                        headers: [.contentType: "application/json", .contentLength: String(body.readableBytes)],
+                        body: .init(byteBuffer: body))
     }
 
     /// The outcomes of a batch of calls, `{"outcomes":[…]}`, written directly like `json(_:)`.
@@ -52,26 +55,37 @@ enum JSONResponse {
     /// A call's outcome written directly: byte for byte what `JSONEncoder` writes (a test holds
     /// the two equal); nil for a string that would need an escape, which the encoder writes.
     static func json(_ outcome: CallOutcome) -> Data? {
+        var buffer = ByteBuffer()
+        guard write(outcome, into: &buffer) else { return nil }
+        return Data(buffer.readableBytesView)
+    }
+
+    /// Appends `json(outcome)` to `buffer`, false (having appended nothing) where a string would
+    /// need an escape. The answer to a call is written straight into the buffer NIO sends: a
+    /// `String` built piece by piece, then copied into `Data`, then into a `ByteBuffer`, was
+    /// 0.8% of a deferred call's CPU.
+    static func write(_ outcome: CallOutcome, into buffer: inout ByteBuffer) -> Bool {
         func plain(_ text: String) -> Bool {
             text.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7e && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
         }
-        guard plain(outcome.idempotencyKey), plain(outcome.record), plain(outcome.fee) else { return nil }
-        var text = #"{"fee":""#
-        text += outcome.fee
-        text += #"","idempotency_key":""#
-        text += outcome.idempotencyKey
-        text += "\""
+        guard plain(outcome.idempotencyKey), plain(outcome.record), plain(outcome.fee) else { return false }
+        buffer.reserveCapacity(minimumWritableBytes: 112 + outcome.fee.utf8.count + outcome.idempotencyKey.utf8.count + outcome.record.utf8.count)
+        buffer.writeStaticString(#"{"fee":""#)
+        buffer.writeString(outcome.fee)
+        buffer.writeStaticString(#"","idempotency_key":""#)
+        buffer.writeString(outcome.idempotencyKey)
+        buffer.writeStaticString("\"")
         if let invoice = outcome.invoice {
-            text += #","invoice":"#
-            text += String(invoice)
+            buffer.writeStaticString(#","invoice":"#)
+            buffer.writeString(String(invoice))
         }
-        text += #","record":""#
-        text += outcome.record
-        text += outcome.replayed ? #"","replayed":true"# : #"","replayed":false"#
-        text += #","status":""#
-        text += outcome.status.rawValue
-        text += #""}"#
-        return Data(text.utf8)
+        buffer.writeStaticString(#","record":""#)
+        buffer.writeString(outcome.record)
+        buffer.writeStaticString(outcome.replayed ? #"","replayed":true"# : #"","replayed":false"#)
+        buffer.writeStaticString(#","status":""#)
+        buffer.writeString(outcome.status.rawValue)
+        buffer.writeStaticString(#""}"#)
+        return true
     }
 
     static func bytes(_ data: Data, status: HTTPResponse.Status = .ok, contentType: String = "application/json") -> Response {
