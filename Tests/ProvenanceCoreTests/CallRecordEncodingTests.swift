@@ -83,8 +83,10 @@ import Testing
                 var out = CanonicalWriter(capacity: 0)
                 out.base64(data)
                 #expect(String(decoding: out.bytes, as: UTF8.self) == "\"" + data.base64EncodedString() + "\"")
+                #expect(out.data == Data("\"\(data.base64EncodedString())\"".utf8))
             }
         }
+        #expect(CanonicalWriter(capacity: 0).data.isEmpty)
         var integers: [Int64] = [0, 1, 9, 10, 99, 100, -1, -9, -10, Int64.max, Int64.min]
         integers += (0..<1_000).map { _ in Int64(bitPattern: random.next()) >> (random.next() % 64) }
         for value in integers {
