@@ -39,7 +39,14 @@ import Testing
         let record = object([("caller", string()), ("model", string()), ("version", string()), ("node", string()),
                              optional(string()).map { ("router", $0) }, ("input_tokens", number()), ("output_tokens", number()),
                              ("latency_ms", number()), optional(string()).map { ("output_sha256", $0) }, ("idempotency_key", string())])
-        let proof = "[" + (0..<Int(random.next() % 3)).map { _ in string() }.joined(separator: ",") + "]"
+        // A proof of hashes in canonical base64 (decoded in place), of other strings, or of both.
+        func hash() -> String {
+            "\"" + Data((0..<32).map { _ in UInt8(truncatingIfNeeded: random.next()) }).base64EncodedString() + "\""
+        }
+        let proofKind = random.next() % 3
+        let proof = "[" + (0..<Int(random.next() % 4)).map { _ in
+            proofKind == 0 ? string() : proofKind == 1 ? hash() : pick([string(), hash()])
+        }.joined(separator: "," + space()) + space() + "]"
         let signature = object([("kind", pick(["\"single\"", "\"batch\""])), ("signature", string()),
                                 optional(string()).map { ("batch_root", $0) }, optional(pick(["0", "3", "9223372036854775807"])).map { ("index", $0) },
                                 optional("5").map { ("size", $0) }, optional(proof).map { ("proof", $0) }])
@@ -107,6 +114,56 @@ import Testing
         #expect(JSONResponse.json(outcomes: []) == (try JSONResponse.encoder.encode(ListPayload(key: "outcomes", items: [CallOutcome]()))))
         // A key that needs an escape is the encoder's to write.
         for outcome in outcomes.suffix(2) { #expect(JSONResponse.json(outcome) == nil) }
+        // Written after what a buffer holds, the answer appends exactly its bytes; refused, nothing.
+        for outcome in outcomes {
+            var buffer = ByteBuffer(string: "before")
+            let written = JSONResponse.write(outcome, into: &buffer)
+            let expected = JSONResponse.json(outcome).map { Data("before".utf8) + $0 } ?? Data("before".utf8)
+            #expect(written == (JSONResponse.json(outcome) != nil))
+            #expect(Data(buffer.readableBytesView) == expected)
+        }
+    }
+
+    /// A batch signature's proof, decoded into one buffer (from the texts `JSONDecoder` gives, or
+    /// in place by the body reader), is what Foundation decodes hash by hash; anything but the
+    /// canonical base64 of 32 bytes is refused, or left as text by the reader.
+    @Test func proofHashesDecodeAsFoundationDecodesThem() throws {
+        var random = SplitMix64(state: 23)
+        for count in [0, 1, 8, 64, 65] {
+            let hashes = (0..<count).map { _ in Data((0..<32).map { _ in UInt8(truncatingIfNeeded: random.next()) }) }
+            let texts = hashes.map { $0.base64EncodedString() }
+            let decoded = try CallSignaturePayload.Proof.texts(texts).hashes()
+            #expect(decoded == hashes)
+            #expect(decoded.allSatisfy { $0.count == 32 })
+            let body = #"{"record":{"caller":"c","model":"m","version":"1","node":"n","input_tokens":1,"output_tokens":2,"latency_ms":3,"idempotency_key":"k"},"signature":{"kind":"batch","signature":"s","proof":["#
+                + texts.map { "\"\($0)\"" }.joined(separator: ", ") + "]}}"
+            let fast = try #require(Self.fast(body)?.signature.proof)
+            // More than 64 is for `checkFields` to refuse, with its message: the reader leaves them as text.
+            switch fast {
+            case .hashes(let read): #expect(count <= 64 && read == hashes)
+            case .texts(let read): #expect(count > 64 && read == texts)
+            }
+            #expect(fast == Self.decode(SubmitCallRequest.self, body)?.signature.proof)
+        }
+        let good = Data(repeating: 0xab, count: 32).base64EncodedString()
+        let bad = [
+            String(good.dropLast()),                                   // 43 characters
+            good + "A",                                                // 45
+            String(good.dropLast()) + "A",                             // no padding
+            "!" + good.dropFirst(),                                     // outside the alphabet
+            "-" + good.dropFirst(),                                     // base64url, not base64
+            String(good.dropLast(2)) + "t=",                           // the two dropped bits not zero
+            Data(repeating: 1, count: 31).base64EncodedString(),       // 31 bytes
+            Data(repeating: 1, count: 33).base64EncodedString(),       // 33 bytes
+        ]
+        for text in bad {
+            #expect(Data(base64Encoded: text).map { $0.count == 32 && $0.base64EncodedString() == text } != true, "\(text)")
+            #expect(throws: RegistryError.self, "\(text)") { try CallSignaturePayload.Proof.texts([good, text]).hashes() }
+            let body = #"{"record":{"caller":"c","model":"m","version":"1","node":"n","input_tokens":1,"output_tokens":2,"latency_ms":3,"idempotency_key":"k"},"signature":{"kind":"batch","signature":"s","proof":[""#
+                + good + #"",""# + text + #""]}}"#
+            #expect(Self.fast(body)?.signature.proof == .texts([good, text]), "\(text)")
+            if case .hashes = Self.fast(body)?.signature.proof { Issue.record("\(text) was decoded") }
+        }
     }
 
     @Test func bearerTokensReadTheSameEitherWay() throws {

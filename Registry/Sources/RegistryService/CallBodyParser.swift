@@ -262,7 +262,7 @@ enum CallBodyParser {
         mutating func signature() -> CallSignaturePayload? {
             var kind, signature, batchRoot: String?
             var index, size: Int?
-            var proof: [String]?
+            var proof: CallSignaturePayload.Proof?
             var seen: UInt32 = 0
             let ok = object { key, reader in
                 guard seen & key.bit == 0 else { return false }
@@ -275,19 +275,39 @@ enum CallBodyParser {
                 case .size: return reader.optionalInteger(&size)
                 case .proof:
                     if reader.isNull() { return true }
-                    var hashes: [String] = []
-                    guard reader.array({ reader in
-                        guard let hash = reader.string() else { return false }
-                        hashes.append(hash)
-                        return true
-                    }) else { return false }
-                    proof = hashes
-                    return true
+                    proof = reader.proof()
+                    return proof != nil
                 default: return false
                 }
             }
             guard ok, let kind, let signature else { return nil }
             return CallSignaturePayload(kind: kind, signature: signature, batchRoot: batchRoot, index: index, size: size, proof: proof)
+        }
+
+        /// A proof's array: its hashes decoded in place when each is the canonical base64 of 32
+        /// bytes and there are at most 64 (what `checkFields` accepts), its strings otherwise.
+        mutating func proof() -> CallSignaturePayload.Proof? {
+            let start = position
+            var spans: [Range<Int>] = []
+            let plain = array { reader in
+                reader.skipSpace()
+                guard let (range, _) = PlainJSONString.span(reader.bytes, at: &reader.position), range.count == 44 else { return false }
+                spans.append(range)
+                return true
+            }
+            if plain, spans.count <= 64, let hashes = CallSignaturePayload.proofHashes(count: spans.count, decode: { index, out, table in
+                CallSignaturePayload.decodeHash(UnsafeRawBufferPointer(rebasing: bytes[spans[index]]), into: out, table: table)
+            }) {
+                return .hashes(hashes)
+            }
+            position = start
+            var texts: [String] = []
+            guard array({ reader in
+                guard let text = reader.string() else { return false }
+                texts.append(text)
+                return true
+            }) else { return nil }
+            return .texts(texts)
         }
 
         mutating func batchItem() -> SubmitCallBatchRequest.Item? {

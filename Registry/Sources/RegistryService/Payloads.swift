@@ -120,18 +120,62 @@ struct CallRecordPayload: Codable, Equatable {
     }
 }
 
-struct CallSignaturePayload: Codable, Equatable {
+struct CallSignaturePayload: Decodable, Equatable {
     /// `single` (a signature over the record) or `batch` (over a batch root, with this record's inclusion proof).
     var kind: String
     var signature: String
     var batchRoot: String?
     var index: Int?
     var size: Int?
-    var proof: [String]?
+    var proof: Proof?
 
     enum CodingKeys: String, CodingKey {
         case kind, signature, index, size, proof
         case batchRoot = "batch_root"
+    }
+
+    /// A batch signature's proof: base64 texts as `JSONDecoder` reads them, or hashes `CallBodyParser`
+    /// decoded in place from the body (it does so only when every one is the canonical base64 of
+    /// 32 bytes and there are at most 64; otherwise it gives texts, for `checkFields` to refuse).
+    /// A batch of 256 sends eight: as texts each was a string made, checked, decoded and freed.
+    enum Proof: Decodable, Equatable {
+        case texts([String])
+        case hashes([Data])
+
+        init(from decoder: any Decoder) throws {
+            self = .texts(try decoder.singleValueContainer().decode([String].self))
+        }
+
+        /// The proof as the body wrote it.
+        var texts: [String] {
+            switch self {
+            case .texts(let texts): texts
+            case .hashes(let hashes): hashes.map { $0.base64EncodedString() }
+            }
+        }
+
+        /// The hashes; 422 for a text that is not base64 (`checkFields` refuses it first).
+        func hashes() throws -> [Data] {
+            switch self {
+            case .hashes(let hashes):
+                return hashes
+            case .texts(let texts):
+                let decoded = CallSignaturePayload.proofHashes(count: texts.count) { index, out, table in
+                    var text = texts[index]
+                    return text.withUTF8 { CallSignaturePayload.decodeHash(UnsafeRawBufferPointer($0), into: out, table: table) }
+                }
+                guard let decoded else { throw RegistryError.refused("signature.proof is not base64") }
+                return decoded
+            }
+        }
+
+        /// Equal when the body said the same: decoded hashes equal the texts they came from.
+        static func == (lhs: Proof, rhs: Proof) -> Bool {
+            switch (lhs, rhs) {
+            case (.hashes(let left), .hashes(let right)): left == right
+            default: lhs.texts == rhs.texts
+            }
+        }
     }
 
     /// The checks the contract states (400); what only the whole signature can tell is 422.
@@ -143,7 +187,7 @@ struct CallSignaturePayload: Codable, Equatable {
         if let batchRoot { try Pattern.check(batchRoot, Pattern.base64Bytes32, "signature.batch_root", "give the 32-byte root in base64") }
         if let index, index < 0 { throw RegistryError.invalid("signature.index must be at least 0") }
         if let size, size < 1 { throw RegistryError.invalid("signature.size must be at least 1") }
-        if let proof {
+        if case .texts(let proof) = proof {
             guard proof.count <= 64 else { throw RegistryError.invalid("signature.proof holds at most 64 hashes") }
             for hash in proof { try Pattern.check(hash, Pattern.base64Bytes32, "signature.proof[]", "give each 32-byte hash in base64") }
         }
@@ -165,9 +209,63 @@ struct CallSignaturePayload: Codable, Equatable {
                 throw RegistryError.refused("a batch signature's index \(index) must be less than its size \(size)")
             }
             return .batch(root: try bytes(batchRoot, "batch_root"), signature: try bytes(signature, "signature"), index: index,
-                          size: size, proof: try proof.map { try bytes($0, "proof") })
+                          size: size, proof: try proof.hashes())
         }
     }
+
+    /// `count` hashes, each decoded by `decode` (given its index, where its 32 bytes go and the
+    /// `base64Value` table) from the canonical base64 of 32 bytes; nil when one is not that.
+    ///
+    /// They are decoded into one buffer and handed out as slices of it: one allocation for the
+    /// whole proof instead of one per hash, and one to free.
+    static func proofHashes(count: Int, decode: (Int, UnsafeMutableRawBufferPointer, UnsafeBufferPointer<UInt8>) -> Bool) -> [Data]? {
+        let size = MerkleTree.hashSize
+        var all = Data(count: count * size)
+        let decoded = all.withUnsafeMutableBytes { out in
+            // The table is read through one pointer: reaching the global for every character
+            // (its once-check) cost more than the decoding.
+            base64Value.withUnsafeBufferPointer { table in
+                (0..<count).allSatisfy { decode($0, UnsafeMutableRawBufferPointer(rebasing: out[($0 * size)..<(($0 + 1) * size)]), table) }
+            }
+        }
+        guard decoded else { return nil }
+        return (0..<count).map { all[($0 * size)..<(($0 + 1) * size)] }
+    }
+
+    /// Decodes 44 characters of canonical base64 (the last a `=`, the bits it drops zero) into
+    /// the first 32 bytes of `out`; false for anything else. `table` is `base64Value`.
+    static func decodeHash(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
+                           table: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard text.count == 44, out.count >= 32, text[43] == UInt8(ascii: "=") else { return false }
+        var written = 0
+        var group: UInt32 = 0
+        for position in 0..<43 {
+            let value = table[Int(text[position])]
+            guard value < 64 else { return false }
+            group = group << 6 | UInt32(value)
+            if position % 4 == 3 {
+                out[written] = UInt8(truncatingIfNeeded: group >> 16)
+                out[written + 1] = UInt8(truncatingIfNeeded: group >> 8)
+                out[written + 2] = UInt8(truncatingIfNeeded: group)
+                written += 3
+                group = 0
+            }
+        }
+        // The last three characters hold 18 bits: two bytes and two bits that must be zero.
+        guard group & 0b11 == 0 else { return false }
+        out[30] = UInt8(truncatingIfNeeded: group >> 10)
+        out[31] = UInt8(truncatingIfNeeded: group >> 2)
+        return true
+    }
+
+    /// Each byte's value in the base64 alphabet, 255 for a byte outside it.
+    private static let base64Value: [UInt8] = {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (value, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(character)] = UInt8(value)
+        }
+        return table
+    }()
 }
 
 struct SubmitCallRequest: Decodable, Equatable {
