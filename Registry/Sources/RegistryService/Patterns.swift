@@ -76,9 +76,15 @@ enum Pattern {
         return allowed
     }
 
-    private static let base64Digits: [Bool] = (0..<256).map { byte in
-        (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte) || byte == 43 || byte == 47
-    }
+    /// Each byte's value in the base64 alphabet, 255 for a byte outside it: the digit check here
+    /// and the proof decoder (`CallSignaturePayload.decodeHash`) read the same table.
+    static let base64Value: [UInt8] = {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (value, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(character)] = UInt8(value)
+        }
+        return table
+    }()
 
     /// True only when `pattern` matches `text` (false: ask the regular expression).
     static func fastMatch(_ pattern: String, _ text: String) -> Bool {
@@ -112,8 +118,8 @@ enum Pattern {
             let (digits, last, padding) = pattern == base64Bytes32 ? (42, "AEIMQUYcgkosw048", 1) : (85, "AQgw", 2)
             guard utf8.count == digits + 1 + padding else { return false }
             // The table read once: read inside the loop, each byte went through its lazy global's accessor.
-            let isDigit = base64Digits
-            return utf8[0..<digits].allSatisfy { isDigit[Int($0)] } && last.utf8.contains(utf8[digits])
+            let value = base64Value
+            return utf8[0..<digits].allSatisfy { value[Int($0)] < 64 } && last.utf8.contains(utf8[digits])
                 && utf8[(digits + 1)...].allSatisfy { $0 == UInt8(ascii: "=") }
         }
         if pattern == name {

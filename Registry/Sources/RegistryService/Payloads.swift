@@ -214,7 +214,7 @@ struct CallSignaturePayload: Decodable, Equatable {
     }
 
     /// `count` hashes, each decoded by `decode` (given its index, where its 32 bytes go and the
-    /// `base64Value` table) from the canonical base64 of 32 bytes; nil when one is not that.
+    /// `Pattern.base64Value` table) from the canonical base64 of 32 bytes; nil when one is not that.
     ///
     /// They are decoded into one buffer and handed out as slices of it: one allocation for the
     /// whole proof instead of one per hash, and one to free.
@@ -224,7 +224,7 @@ struct CallSignaturePayload: Decodable, Equatable {
         let decoded = all.withUnsafeMutableBytes { out in
             // The table is read through one pointer: reaching the global for every character
             // (its once-check) cost more than the decoding.
-            base64Value.withUnsafeBufferPointer { table in
+            Pattern.base64Value.withUnsafeBufferPointer { table in
                 (0..<count).allSatisfy { decode($0, UnsafeMutableRawBufferPointer(rebasing: out[($0 * size)..<(($0 + 1) * size)]), table) }
             }
         }
@@ -233,7 +233,7 @@ struct CallSignaturePayload: Decodable, Equatable {
     }
 
     /// Decodes 44 characters of canonical base64 (the last a `=`, the bits it drops zero) into
-    /// the first 32 bytes of `out`; false for anything else. `table` is `base64Value`.
+    /// the first 32 bytes of `out`; false for anything else. `table` is `Pattern.base64Value`.
     static func decodeHash(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
                            table: UnsafeBufferPointer<UInt8>) -> Bool {
         guard text.count == 44, out.count >= 32, text[43] == UInt8(ascii: "=") else { return false }
@@ -258,14 +258,6 @@ struct CallSignaturePayload: Decodable, Equatable {
         return true
     }
 
-    /// Each byte's value in the base64 alphabet, 255 for a byte outside it.
-    private static let base64Value: [UInt8] = {
-        var table = [UInt8](repeating: 255, count: 256)
-        for (value, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
-            table[Int(character)] = UInt8(value)
-        }
-        return table
-    }()
 }
 
 struct SubmitCallRequest: Decodable, Equatable {
