@@ -29,27 +29,39 @@ enum JSONResponse {
     static func make(_ outcome: CallOutcome, status: HTTPResponse.Status) -> Response {
         var body = ByteBuffer()
         guard write(outcome, into: &body) else { return encoded(outcome, status: status) }
-        return Response(status: status,
-                        headers: [.contentType: "application/json", .contentLength: String(body.readableBytes)],
-                        body: .init(byteBuffer: body))
+        return response(body, status: status)
+    }
+
+    private static func response(_ body: ByteBuffer, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json", .contentLength: String(body.readableBytes)],
+                 body: .init(byteBuffer: body))
     }
 
     /// The outcomes of a batch of calls, `{"outcomes":[…]}`, written directly like `json(_:)`.
     static func make(outcomes: [CallOutcome]) -> Response {
-        guard let body = json(outcomes: outcomes) else { return encoded(ListPayload(key: "outcomes", items: outcomes), status: .ok) }
-        return bytes(body)
+        var body = ByteBuffer()
+        guard write(outcomes: outcomes, into: &body) else { return encoded(ListPayload(key: "outcomes", items: outcomes), status: .ok) }
+        return response(body, status: .ok)
     }
 
     static func json(outcomes: [CallOutcome]) -> Data? {
-        var body = Data(#"{"outcomes":["#.utf8)
-        body.reserveCapacity(16 + outcomes.count * 200)
+        var buffer = ByteBuffer()
+        guard write(outcomes: outcomes, into: &buffer) else { return nil }
+        return Data(buffer.readableBytesView)
+    }
+
+    /// Writes `{"outcomes":[…]}` into `buffer`, each outcome by `write(_:into:)`, in place (each
+    /// was written into a `Data` of its own, appended to another, then copied into the buffer);
+    /// false when one needs an escape (what was written is then for the caller to drop).
+    static func write(outcomes: [CallOutcome], into buffer: inout ByteBuffer) -> Bool {
+        buffer.reserveCapacity(minimumWritableBytes: 16 + outcomes.count * 200)
+        buffer.writeStaticString(#"{"outcomes":["#)
         for (index, outcome) in outcomes.enumerated() {
-            guard let item = json(outcome) else { return nil }
-            if index > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(item)
+            if index > 0 { buffer.writeStaticString(",") }
+            guard write(outcome, into: &buffer) else { return false }
         }
-        body.append(contentsOf: "]}".utf8)
-        return body
+        buffer.writeStaticString("]}")
+        return true
     }
 
     /// A call's outcome written directly: byte for byte what `JSONEncoder` writes (a test holds
