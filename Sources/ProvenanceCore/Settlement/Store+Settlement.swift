@@ -357,7 +357,8 @@ extension Store {
         let results = Slots(count: calls.count, repeating: false)
         let verify: (Int) -> Void = { [caches] index in
             let call = calls[index]
-            results[index] = caches.verifiedBatches.verify(call.signature, of: call.recordBytes, key: caches.verifiedBatches.key(call.node.publicKey))
+            results[index] = caches.verifiedBatches.verify(call.signature, of: call.recordBytes,
+                                                           nodeKey: caches.verifiedBatches.key(call.node.publicKey))
         }
         if calls.count < 8 {
             for index in calls.indices { verify(index) }
