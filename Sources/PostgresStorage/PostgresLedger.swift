@@ -414,6 +414,11 @@ struct PostgresLedgerAccess: LedgerWriter {
             """)
     }
 
+    /// Nil: many servers write one PostgreSQL database, and no cheap value says that none of
+    /// them has written since this connection's last transaction; every group commit reads
+    /// its balances, last transfer and frontier anew.
+    func changeMark() throws -> LedgerChangeMark? { nil }
+
     func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws {
         guard !balances.isEmpty else { return }
         session.send("""

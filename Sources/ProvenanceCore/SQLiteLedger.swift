@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import GRDBSQLite
 
 extension SQLiteRegistryIndex: LedgerStorage {
     static func registerSettlementMigration(_ migrator: inout DatabaseMigrator) {
@@ -592,6 +593,17 @@ struct SQLiteLedgerAccess: LedgerWriter {
             WHERE sequence > ?1 AND sequence <= ?2 AND to_account != from_account
             """).execute(arguments: [posted, last])
         try db.cachedStatement(sql: "UPDATE account_postings_state SET upto = ? WHERE id = 1").execute(arguments: [last])
+    }
+
+    /// `PRAGMA data_version`, which changes when another connection (of this process or
+    /// another) commits, read after it opens the transaction's read; and the rows this
+    /// connection has changed by any statement (`sqlite3_total_changes64`), since every write
+    /// this process makes to the store goes through the pool's one writer connection.
+    func changeMark() throws -> LedgerChangeMark? {
+        guard let version = try SQLiteStep(db, sql: "PRAGMA data_version").first({ $0.int64(0) }) ?? nil else {
+            throw ProvenanceError(.storage, "PRAGMA data_version returned nothing")
+        }
+        return LedgerChangeMark(version: version, changes: sqlite3_total_changes64(db.sqliteConnection))
     }
 
     func setBalances(_ balances: [(account: String, amount: TokenAmount)]) throws {

@@ -386,6 +386,34 @@ final class StoreCaches: @unchecked Sendable {
     /// Live bearer tokens recently read, by their secret's SHA-256.
     let tokens = RecentTokens()
 
+    private var ledgerSnapshot: LedgerSnapshot?
+    /// Group commits that started from a snapshot, for the tests that show when one is used.
+    private var snapshotsTaken = 0
+
+    /// The last group commit's snapshot, taken away, if the store is still where it left it:
+    /// a snapshot is used once, and a group that fails keeps none.
+    func takeLedgerSnapshot(ifStill mark: LedgerChangeMark) -> LedgerSnapshot? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let snapshot = ledgerSnapshot else { return nil }
+        ledgerSnapshot = nil
+        guard snapshot.mark == mark else { return nil }
+        snapshotsTaken += 1
+        return snapshot
+    }
+
+    var ledgerSnapshotsTaken: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return snapshotsTaken
+    }
+
+    func keepLedgerSnapshot(_ snapshot: LedgerSnapshot) {
+        lock.lock()
+        ledgerSnapshot = snapshot
+        lock.unlock()
+    }
+
     /// Batch signatures this process has verified.
     let verifiedBatches = VerifiedBatchSignatures()
 

@@ -386,14 +386,18 @@ extension Store {
     func commitGroup(_ submissions: [[PreparedCall]]) -> [Result<[CallOutcome], any Error>] {
         do {
             let signer = submissions.contains { $0.contains { !$0.deferred } } ? try noteSigner() : nil
-            return try ledger.writeLedger { ledger in
-                var book = try Book(ledger)
+            var kept: LedgerSnapshot?
+            let results = try ledger.writeLedger { ledger in
+                // What the last group left, if nothing has written to the ledger since.
+                let mark = try ledger.changeMark()
+                let snapshot = mark.flatMap { caches.takeLedgerSnapshot(ifStill: $0) }
+                var book = try Book(ledger, snapshot: snapshot)
                 try book.prefetch(submissions.flatMap { $0 })
                 var results: [Result<[CallOutcome], any Error>] = []
                 results.reserveCapacity(submissions.count)
                 // The prices and plugins calls were prepared with, checked once per model per group.
-                var prices: [String: Price?] = [:]
-                var plugins: [String: String?] = [:]
+                var prices: [String: Price?] = snapshot?.prices ?? [:]
+                var plugins: [String: String?] = snapshot?.plugins ?? [:]
                 func stale(_ call: PreparedCall) throws -> Set<String> {
                     var models = Set<String>()
                     if prices[call.record.model] == nil { prices[call.record.model] = try ledger.price(model: call.record.model) }
@@ -418,12 +422,23 @@ extension Store {
                     }
                 }
                 // A group whose every call failed or replayed leaves the store as it was.
-                guard book.changed else { return results }
+                guard book.changed else {
+                    if let mark { kept = book.snapshot(mark: mark, prices: prices, plugins: plugins) }
+                    return results
+                }
                 if book.invoicesAppended > 0, let signer { try book.checkpoint(signer) }
                 CrashPoint.insideGroupCommit.hit()
                 try book.commit()
+                // The mark after this group's own writes: the next group finds it unchanged
+                // only if nothing else wrote in between.
+                if mark != nil, let after = try ledger.changeMark() {
+                    kept = book.snapshot(mark: after, prices: prices, plugins: plugins)
+                }
                 return results
             }
+            // Kept only once the transaction has committed.
+            if let kept { caches.keepLedgerSnapshot(kept) }
+            return results
         } catch {
             return submissions.map { _ in .failure(error) }
         }
@@ -879,12 +894,37 @@ struct Book {
         if touched.insert(account).inserted { remember(.touched(account)) }
     }
 
-    init(_ ledger: any LedgerWriter) throws {
+    /// A book that starts from `snapshot` (what the last group commit left, still current)
+    /// instead of reading the ledger's last transfer, frontier and balances again.
+    init(_ ledger: any LedgerWriter, snapshot: LedgerSnapshot? = nil) throws {
         self.ledger = ledger
         time = Store.now()
-        (sequence, lastHash) = try ledger.lastTransfer()
-        frontier = try ledger.frontier()
+        if let snapshot {
+            (sequence, lastHash) = snapshot.lastTransfer
+            frontier = snapshot.frontier
+            balances = snapshot.balances
+        } else {
+            (sequence, lastHash) = try ledger.lastTransfer()
+            frontier = try ledger.frontier()
+        }
         firstInvoice = frontier.size
+    }
+
+    /// Accounts read and found absent: their zero balance in `balances` is this book's, not
+    /// the ledger's, until the book opens them.
+    private var absent = Set<String>()
+
+    /// What this book knows of the ledger once its writes are in it: the last transfer, the
+    /// frontier and the balance of every account it read or wrote that exists. Nil for a book
+    /// with writes still to make: only one whose writes are done (`commit`), or that wrote
+    /// nothing, knows what the ledger holds.
+    func snapshot(mark: LedgerChangeMark, prices: [String: Price?], plugins: [String: String?]) -> LedgerSnapshot? {
+        guard drafts.isEmpty, reservations.isEmpty, net.isEmpty else { return nil }
+        var known = balances
+        for account in absent where !touched.contains(account) { known[account] = nil }
+        if known.count > LedgerSnapshot.maxAccounts { known = [:] }
+        return LedgerSnapshot(mark: mark, lastTransfer: (sequence, lastHash), frontier: frontier, balances: known,
+                              prices: prices, plugins: plugins)
     }
 
     /// Invoices settled in this book whose bytes are not written yet (see `writeInvoices`).
@@ -896,7 +936,11 @@ struct Book {
 
     mutating func balance(_ account: String) throws -> TokenAmount {
         if let cached = balances[account] { return cached }
-        let stored = try ledger.balance(of: account) ?? .zero
+        guard let stored = try ledger.balance(of: account) else {
+            absent.insert(account)
+            balances[account] = .zero
+            return .zero
+        }
         balances[account] = stored
         return stored
     }
