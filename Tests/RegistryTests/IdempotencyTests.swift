@@ -18,6 +18,10 @@ import Testing
             let call = try SignedCall(caller: "alice", inputTokens: 2000, key: "retry-me", signer: signer)
             let first = try await call.submit(client, token: fixture.node).expect(.created)
             #expect(first.headers[HTTPField.Name("Idempotency-Replayed")!] == "false")
+            // Each of the answer's fields once (they are appended, not set): its type, its length.
+            #expect(first.headers[values: HTTPField.Name("Idempotency-Replayed")!].count == 1)
+            #expect(first.headers[values: .contentType] == ["application/json"])
+            #expect(first.headers[values: .contentLength] == [String(first.body.readableBytes)])
             let balance = try fixture.store.rawBalance("alice")
             let state = try fixture.state()
             for _ in 0..<3 {

@@ -32,9 +32,16 @@ enum JSONResponse {
         return response(body, status: status)
     }
 
+    /// The fields appended, not set (setting searches the fields for the name first), into room
+    /// for the ones added after: a call's `Idempotency-Replayed`, Hummingbird's `Date` and
+    /// `Server`. Built from a literal, the fields had room for two, and growing them was 0.6%
+    /// of a deferred run's samples.
     private static func response(_ body: ByteBuffer, status: HTTPResponse.Status) -> Response {
-        Response(status: status, headers: [.contentType: "application/json", .contentLength: String(body.readableBytes)],
-                 body: .init(byteBuffer: body))
+        var headers = HTTPFields()
+        headers.reserveCapacity(5)
+        headers.append(HTTPField(name: .contentType, value: "application/json"))
+        headers.append(HTTPField(name: .contentLength, value: String(body.readableBytes)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
     /// The outcomes of a batch of calls, `{"outcomes":[…]}`, written directly like `json(_:)`.

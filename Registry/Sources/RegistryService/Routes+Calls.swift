@@ -20,7 +20,8 @@ extension RegistryAPI {
                 try Self.checkOutput(body.outputText)
                 let outcome = try await submit([call], outputs: [body.outputText], deferred: body.deferred ?? false)[0]
                 var response = JSONResponse.make(outcome, status: outcome.replayed ? .ok : .created)
-                response.headers[.idempotencyReplayed] = outcome.replayed ? "true" : "false"
+                // Appended: the answer's fields do not hold it yet (`JSONResponse.response`).
+                response.headers.append(HTTPField(name: .idempotencyReplayed, value: outcome.replayed ? "true" : "false"))
                 return response
             },
             Endpoint(.post, "/v1/calls/batch") { request, context in
