@@ -392,7 +392,7 @@ extension Store {
                 let mark = try ledger.changeMark()
                 let snapshot = mark.flatMap { caches.takeLedgerSnapshot(ifStill: $0) }
                 var book = try Book(ledger, snapshot: snapshot)
-                try book.prefetch(submissions.flatMap { $0 })
+                try book.prefetch(submissions)
                 var results: [Result<[CallOutcome], any Error>] = []
                 results.reserveCapacity(submissions.count)
                 // The prices and plugins calls were prepared with, checked once per model per group.
@@ -1021,11 +1021,19 @@ struct Book {
 
     /// Reads what a group's calls will need — their statuses, their callers' balances — in two
     /// reads instead of two per call (a database server's round trips are what a group pays).
-    mutating func prefetch(_ calls: [PreparedCall]) throws {
-        let keys = Array(Set(calls.map(\.record.idempotencyKey)))
-        prefetched = try ledger.callStatuses(idempotencyKeys: keys)
-        prefetchedKeys = Set(keys)
-        let callers = Set(calls.map(\.record.caller)).filter { balances[$0] == nil }
+    /// The calls are read where they lie: gathering a group's calls into one array first copied
+    /// every `PreparedCall` (0.35% of a deferred run's samples).
+    mutating func prefetch(_ submissions: [[PreparedCall]]) throws {
+        var keys = Set<String>()
+        var callers = Set<String>()
+        for calls in submissions {
+            for index in calls.indices {
+                keys.insert(calls[index].record.idempotencyKey)
+                if balances[calls[index].record.caller] == nil { callers.insert(calls[index].record.caller) }
+            }
+        }
+        prefetched = try ledger.callStatuses(idempotencyKeys: Array(keys))
+        prefetchedKeys = keys
         for (account, amount) in try ledger.balances(of: Array(callers)) where balances[account] == nil { balances[account] = amount }
     }
 
