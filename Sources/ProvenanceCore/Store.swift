@@ -508,12 +508,14 @@ final class VerifiedBatchSignatures: @unchecked Sendable {
         return made
     }
 
-    /// Checks a call's signature against `key` (nil: the node's key is unreadable).
+    /// Checks a call's signature against `key` (nil: the node's key is unreadable), for a caller
+    /// that parsed the key itself (`verify`, re-deriving invoices).
     func verify(_ signature: CallSignature, of recordBytes: Data, key: Curve25519.Signing.PublicKey?) -> Bool {
         verify(signature, of: recordBytes, nodeKey: key.map(NodeKey.init))
     }
 
-    /// Checks a call's signature against `key` (nil: the node's key is unreadable).
+    /// Checks a call's signature against `key` (nil: the node's key is unreadable), as parsed
+    /// and kept by `key(_:)`.
     func verify(_ signature: CallSignature, of recordBytes: Data, nodeKey key: NodeKey?) -> Bool {
         guard let key else { return false }
         guard case .batch(let root, let batchSignature, let index, let size, let proof) = signature else {

@@ -45,9 +45,9 @@ public struct Transfer: Sendable, Equatable {
     /// before batches hash as they did), "call", "cause", "created_at", "from", "invoice",
     /// "previous", "sequence", "to"}`, written in that (sorted) order directly: building a
     /// dictionary of values and sorting its keys for every transfer was a twentieth of a
-    /// group commit. It is written with `CanonicalWriter`: integers straight from the stack and the bytes copied
-    /// into `Data` at once, where `String(sequence)` and its like allocated a string for each
-    /// and `Data(bytes)` took Foundation's generic path.
+    /// group commit. It is written with `CanonicalWriter`: integers straight from the stack,
+    /// the bytes copied into `Data` at once (`String(sequence)` and its like allocated a string
+    /// each, and `Data(bytes)` took Foundation's generic path).
     public func canonicalBytes(previous: String) -> Data {
         var out = CanonicalWriter(capacity: 256 + from.utf8.count + to.utf8.count)
         out.raw(#"{"amount":"#)
