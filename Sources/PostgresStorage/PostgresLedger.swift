@@ -181,6 +181,11 @@ struct PostgresLedgerAccess: LedgerWriter {
         })
     }
 
+    func pendingCallCount() throws -> Int {
+        guard let row = try session.query("SELECT COUNT(*) FROM calls WHERE status = 'pending'").first else { return 0 }
+        return Int(try row.decode(Int64.self))
+    }
+
     func pendingCallKeys() throws -> Set<String> {
         Set(try session.query("SELECT idempotency_key FROM calls WHERE status = 'pending'").map { try $0.decode(String.self) })
     }

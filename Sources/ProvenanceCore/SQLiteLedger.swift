@@ -439,6 +439,10 @@ struct SQLiteLedgerAccess: LedgerWriter {
         return try PendingCall.decode(stored)
     }
 
+    func pendingCallCount() throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending_calls") ?? 0
+    }
+
     func pendingCallKeys() throws -> Set<String> {
         Set(try String.fetchAll(db, sql: "SELECT idempotency_key FROM pending_calls"))
     }

@@ -109,4 +109,60 @@ import Testing
         let report = try store.verify()
         #expect(report.ok, "\(report.failure ?? "")")
     }
+
+    /// Every group is told to the store's observer, before its callers have their answers: the
+    /// submissions and calls it took (all of them, once each), the ones that failed alone, and
+    /// its transaction's time. The calls pending are counted by the database.
+    @Test func everyGroupIsToldToTheObserverBeforeItsAnswers() async throws {
+        let root = try SQLiteLayoutTests.folder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (store, resolver, nodeKey) = try DeferredStore.make(in: root)
+        let told = Locked<[GroupCommit]>([])
+        store.observeGroupCommits { group in told.write { $0.append(group) } }
+        let batchesBefore = try store.ledger.readLedger { try $0.batches().count }
+
+        var submissions: [[PreparedCall]] = []
+        for index in 0..<64 {
+            let calls = index % 8 == 0 ? [Self.call("alice", "k\(index)"), Self.call("alice", "k\(index)b")] : [Self.call("alice", "k\(index)")]
+            submissions.append(try await Self.prepared(store, calls, key: nodeKey, deferred: true, resolver: resolver))
+        }
+        let answered = Locked(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for calls in submissions {
+                group.addTask {
+                    _ = try await store.committer.submit(calls, to: store)
+                    // Every call answered so far was in a group told before its answer.
+                    let soFar = answered.write { $0 += calls.count; return $0 }
+                    #expect(told.read { $0.reduce(0) { $0 + $1.calls } } >= soFar)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let groups = told.read { $0 }
+        #expect(groups.reduce(0) { $0 + $1.submissions } == 64)
+        #expect(groups.reduce(0) { $0 + $1.calls } == 72)
+        #expect(groups.allSatisfy { $0.failedSubmissions == 0 && $0.calls >= $0.submissions && $0.duration > .zero })
+        let batches = try store.ledger.readLedger { try $0.batches().count } - batchesBefore
+        #expect(groups.count == batches, "one group, one batch: \(groups.count) groups, \(batches) batches")
+        #expect(groups.count < 64, "concurrent submissions shared groups")
+
+        // A lone submission refused inside its group (bob has no money) is told as failed, and
+        // told before its answer even by an observer that takes its time (a later call replaces it).
+        store.observeGroupCommits { group in
+            Thread.sleep(forTimeInterval: 0.05)
+            told.write { $0.append(group) }
+        }
+        _ = try store.deposit(try TokenAmount(parsing: "0.00001"), to: "bob")
+        let refused = try await Self.prepared(store, [Self.call("bob", "b0", inputTokens: 1000)], key: nodeKey, deferred: true, resolver: resolver)
+        await #expect(throws: ProvenanceError.self) { _ = try await store.committer.submit(refused, to: store) }
+        let last = try #require(told.read { $0.last })
+        #expect(last.submissions == 1 && last.calls == 1 && last.failedSubmissions == 1)
+        #expect(told.read { $0.count } == groups.count + 1)
+
+        let (count, keys) = try store.ledger.readLedger { (try $0.pendingCallCount(), try $0.pendingCallKeys()) }
+        #expect(count == 72 && keys.count == 72)
+        _ = try await store.settlePending(resolver: resolver)
+        #expect(try store.ledger.readLedger { try $0.pendingCallCount() } == 0)
+        #expect(told.read { $0.count } == groups.count + 1, "a batch settlement is not a group commit")
+    }
 }

@@ -98,6 +98,45 @@ import Testing
         }
     }
 
+    /// `/metrics` tells an operator what the group commit does: calls a group (a histogram), each
+    /// group's transaction time, the submissions refused inside a group, and the calls pending,
+    /// counted by the database without reading them.
+    @Test func metricsShowEachGroupCommitAndThePendingCalls() async throws {
+        let fixture = try RegistryFixture()
+        let signer = NodeSigner()
+        try await fixture.app().test(.router) { client in
+            try await fixture.market(client)
+            try await fixture.priceAndFund(client, key: signer, callers: ["rich"], deposit: "100")
+            try await client.send(.post, "/v1/accounts/poor/deposits", token: fixture.admin, json: ["amount": "0.5"]).expect(.created)
+            // One at a time: each call is a group of its own.
+            for n in 0..<5 {
+                try await SignedCall(caller: "rich", key: "r\(n)", signer: signer).submit(client, token: fixture.node, deferred: true).expect(.created)
+            }
+            try await SignedCall(caller: "rich", key: "now", signer: signer).submit(client, token: fixture.node).expect(.created)
+            // A call of 1 token from an account holding 0.5: refused inside its group.
+            try await SignedCall(caller: "poor", key: "p0", signer: signer).submit(client, token: fixture.node, deferred: true)
+                .expect(.init(code: 402))
+
+            let metrics = try await client.send(.get, "/metrics").expect(.ok).text
+            let lines = Set(metrics.split(separator: "\n").map(String.init))
+            for line in [
+                "provenance_calls_pending_calls 5.0",
+                "provenance_group_commit_size_calls_count 7",
+                "provenance_group_commit_size_calls_sum 7.0",
+                #"provenance_group_commit_size_calls_bucket{le="1.0"} 7"#,
+                "provenance_group_commit_duration_seconds_count 7",
+                "provenance_group_commit_failed_submissions_total 1",
+            ] {
+                #expect(lines.contains(line), "\(line) in\n\(metrics)")
+            }
+
+            try await client.send(.post, "/v1/settlements", token: fixture.admin).expect(.ok)
+            let settled = try await client.send(.get, "/metrics").expect(.ok).text
+            #expect(settled.contains("provenance_calls_pending_calls 0.0\n"))
+            #expect(settled.contains("provenance_group_commit_size_calls_count 7\n"), "a batch settlement is no group commit")
+        }
+    }
+
     /// A statement shows one line per batch; expanded, the lines list every invoice that paid.
     @Test func statementExpandsBatchLinesIntoInvoices() async throws {
         let fixture = try RegistryFixture()

@@ -87,6 +87,7 @@ public func buildRouter(
     metrics: RegistryMetrics = RegistryMetrics()
 ) -> Router<RegistryRequestContext> {
     let api = RegistryAPI(store: store, resolver: resolver, configuration: configuration, metrics: metrics)
+    store.observeGroupCommits { [metrics] in metrics.groupCommitted($0) }
     let endpoints = api.endpoints()
     var table = RouteTable()
     for endpoint in endpoints { table.add(endpoint.method, endpoint.path) }

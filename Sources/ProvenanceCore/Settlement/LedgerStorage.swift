@@ -241,6 +241,8 @@ public protocol LedgerReader {
     func activePlugin(model: String) throws -> String?
     func callStatus(idempotencyKey: String) throws -> CallStatus?
     func pendingCalls() throws -> [PendingCall]
+    /// How many calls are pending, counted by the database: nothing of them is read.
+    func pendingCallCount() throws -> Int
     /// The idempotency keys of the calls still pending.
     func pendingCallKeys() throws -> Set<String>
     func invoice(index: Int) throws -> StoredInvoice?

@@ -705,6 +705,29 @@ extension Price {
     }
 }
 
+/// One group commit, as `Store.observeGroupCommits` reports it.
+public struct GroupCommit: Sendable, Equatable {
+    /// Submissions in the group: a request's call, or a batch of calls submitted together.
+    public let submissions: Int
+    /// Calls in the group, of every submission.
+    public let calls: Int
+    /// Submissions that failed alone (insufficient funds, a reused key, stale terms...); the
+    /// others committed. All of them when the transaction itself failed.
+    public let failedSubmissions: Int
+    /// From the transaction's start to its commit (or failure), the group's fsync included.
+    public let duration: Duration
+}
+
+extension Store {
+    /// Calls `observer` after every group commit, on the committer's thread, just before the
+    /// group's callers get their answers: what the group held and how long its transaction took.
+    /// One observer at a time (a later call replaces it); it must be quick, since the answers
+    /// and the next group wait for it. The registry's metrics are fed from it.
+    public func observeGroupCommits(_ observer: @escaping @Sendable (GroupCommit) -> Void) {
+        committer.observe(observer)
+    }
+}
+
 /// Group commit: concurrent submissions that arrive while a transaction is being written wait
 /// for the next one and are written together, so a group pays one fsync and one checkpoint
 /// signature instead of one per call.
@@ -738,6 +761,14 @@ final class SettlementCommitter: @unchecked Sendable {
     /// Whether the last group held more than one submission: the sign of concurrent load.
     private var busy = false
     private let queue = DispatchQueue(label: "provenance.settlement.group-commit", qos: .userInitiated)
+    /// Told of every group (`Store.observeGroupCommits`); read and set under `condition`.
+    private var observer: (@Sendable (GroupCommit) -> Void)?
+
+    func observe(_ observer: @escaping @Sendable (GroupCommit) -> Void) {
+        condition.lock()
+        self.observer = observer
+        condition.unlock()
+    }
 
     func submit(_ calls: [PreparedCall], to store: Store) async throws -> [CallOutcome] {
         try await withCheckedThrowingContinuation { continuation in
@@ -775,8 +806,17 @@ final class SettlementCommitter: @unchecked Sendable {
             waiting.removeFirst(taken)
             waitingCalls -= calls
             busy = taken > 1
+            let observer = observer
             condition.unlock()
+            let start = ContinuousClock.now
             let results = store.commitGroup(group.map(\.calls))
+            let duration = ContinuousClock.now - start
+            // Told before the answers go out, so that a caller who has its answer finds its
+            // group counted (a scrape right after a call sees it).
+            if let observer {
+                let failed = results.count { if case .failure = $0 { true } else { false } }
+                observer(GroupCommit(submissions: taken, calls: calls, failedSubmissions: failed, duration: duration))
+            }
             for (submission, result) in zip(group, results) { submission.finish(result) }
         }
     }
