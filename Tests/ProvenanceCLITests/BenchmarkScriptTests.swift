@@ -15,11 +15,14 @@ import Testing
         ("http-ab.sh", ["KEYS": "uuid7", "KEYS_B": "v4"], "http-ab.sh: KEYS_B must be sequential, uuid or uuid7, not 'v4'"),
         ("wal-frames.sh", ["MODE": "slow"], "wal-frames.sh: MODE must be deferred or realtime, not 'slow'"),
         ("wal-frames.sh", ["KEYS": "UUID7"], "wal-frames.sh: KEYS must be sequential, uuid or uuid7, not 'UUID7'"),
+        ("metrics-scrape.sh", ["PENDING": "lots"], "metrics-scrape.sh: PENDING must be a positive number, not 'lots'"),
+        ("metrics-scrape.sh", ["SCRAPES": "0"], "metrics-scrape.sh: SCRAPES must be a positive number, not '0'"),
     ])
     func mistypedSettingsAreRefused(script: String, settings: [String: String], message: String) throws {
         let scratch = try TemporaryDirectory("benchmark-refusal")
-        // http-ab.sh takes two executables; /bin/true stands for both and is never run.
-        let arguments = [Self.benchmarks.appendingPathComponent(script).path] + (script == "http-ab.sh" ? ["/bin/true", "/bin/true"] : [])
+        // http-ab.sh and metrics-scrape.sh take two executables; /bin/true stands for both and is never run.
+        let twoBuilds = script == "http-ab.sh" || script == "metrics-scrape.sh"
+        let arguments = [Self.benchmarks.appendingPathComponent(script).path] + (twoBuilds ? ["/bin/true", "/bin/true"] : [])
         let result = try runProcess("/bin/bash", arguments, in: scratch.url,
                                     environment: settings.merging(["TMPDIR": scratch.url.path, "PROVENANCE_BIN": "/bin/true"]) { $1 })
         #expect(result.status == 2, "\(result)")
