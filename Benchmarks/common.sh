@@ -36,6 +36,14 @@ find_provenance() {
     echo "==> Using $BIN"
 }
 
+# scratch_for_a_server: a scratch folder in $work, and on exit, the server in $server stopped (if
+# one runs: Registry/live-server.sh's start_server sets it) and the folder removed.
+scratch_for_a_server() {
+    work=$(mktemp -d)
+    server=""
+    trap 'if [[ -n $server ]] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi; rm -rf "$work"' EXIT
+}
+
 # send_calls FILE COUNT: sends every line of FILE (written by call_signing.py) once to
 # `POST /v1/calls` of the server on $port with $token, 64 connections; a wrk thread stops at the
 # end of its share. For filling a store, not for timing it.

@@ -34,13 +34,7 @@ require_tools http-ab.sh wrk python3 awk
 python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
 PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-work=$(mktemp -d)
-server=""
-cleanup() {
-  if [[ -n $server ]] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_for_a_server
 
 PROVENANCE_BIN=$A
 source "$PACKAGE_ROOT/Registry/live-server.sh"
