@@ -50,7 +50,7 @@ public final class RegistryMetrics: Sendable {
             buckets: Self.groupDurationBuckets)
         groupCommitFailures = registry.makeCounter(descriptor: MetricNameDescriptor(
             namespace: "provenance", subsystem: "group_commit", metricName: "failed_submissions", unitName: "total",
-            helpText: "Submissions that failed inside a group commit (insufficient funds, a reused key...); the rest of the group committed."))
+            helpText: "Submissions that failed inside a group commit (insufficient funds, a reused key, a price changed meanwhile: retried); the rest of the group committed."))
     }
 
     /// One group commit, reported by the store's committer thread (`Store.observeGroupCommits`).

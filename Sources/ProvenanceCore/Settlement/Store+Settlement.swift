@@ -711,8 +711,10 @@ public struct GroupCommit: Sendable, Equatable {
     public let submissions: Int
     /// Calls in the group, of every submission.
     public let calls: Int
-    /// Submissions that failed alone (insufficient funds, a reused key, stale terms...); the
-    /// others committed. All of them when the transaction itself failed.
+    /// Submissions that failed alone (insufficient funds, a reused key...); the others
+    /// committed. All of them when the transaction itself failed. A submission whose price or
+    /// plugin changed while it waited fails here too, and `submit` prepares it again and retries
+    /// it: counted once for each try.
     public let failedSubmissions: Int
     /// From the transaction's start to its commit (or failure), the group's fsync included.
     public let duration: Duration
