@@ -15,6 +15,21 @@ require_key_kind() {
     [[ $3 == sequential || $3 == uuid || $3 == uuid7 ]] || { echo "$1: $2 must be sequential, uuid or uuid7, not '$3'" >&2; exit 2; }
 }
 
+# require_signing NAME: exits 2 unless python3 can import the cryptography package, which
+# call_signing.py signs the records with.
+require_signing() {
+    python3 -c 'import cryptography' 2>/dev/null \
+        || { echo "$1: python3's cryptography package is required (apt-get install python3-cryptography)" >&2; exit 2; }
+}
+
+# two_builds NAME ARG...: exits 2 with NAME's usage unless the ARGs are two executable files;
+# sets A and B to their full paths.
+two_builds() {
+    local name=$1; shift
+    [[ $# -eq 2 && -x $1 && -x $2 ]] || { echo "usage: Benchmarks/$name BINARY_A BINARY_B (two executable files)" >&2; exit 2; }
+    A=$(realpath "$1"); B=$(realpath "$2")
+}
+
 # find_provenance NAME: sets BIN to $PROVENANCE_BIN, or builds the release binary once
 # into .build-release. Leaves the working directory at the package root (PACKAGE_ROOT).
 find_provenance() {

@@ -22,8 +22,7 @@
 # Needs wrk and python3 with the cryptography package, like http.sh (it shares Benchmarks/calls.lua and call_signing.py).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-[[ $# -eq 2 && -x $1 && -x $2 ]] || { echo "usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)" >&2; exit 2; }
-A=$(realpath "$1"); B=$(realpath "$2")
+two_builds http-ab.sh "$@"
 MODE=${MODE:-deferred}; ROUNDS=${ROUNDS:-4}; PER_ROUND=${PER_ROUND:-90000}; DURATION=${DURATION:-7}; PRELOAD=${PRELOAD:-0}
 KEYS=${KEYS:-sequential}; KEYS_B=${KEYS_B:-$KEYS}
 # The settings first, the tools after: a mistyped setting is told at once, on any machine.
@@ -31,7 +30,7 @@ KEYS=${KEYS:-sequential}; KEYS_B=${KEYS_B:-$KEYS}
 require_key_kind http-ab.sh KEYS "$KEYS"
 require_key_kind http-ab.sh KEYS_B "$KEYS_B"
 require_tools http-ab.sh wrk python3 awk
-python3 -c 'import cryptography' 2>/dev/null || { echo "http-ab.sh: python3's cryptography package is required" >&2; exit 2; }
+require_signing http-ab.sh
 PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 scratch_for_a_server

@@ -42,7 +42,7 @@ RUNS=${RUNS:-floor realtime deferred batched settle}
 REPLICAS=${REPLICAS:-1}
 
 require_tools http.sh wrk python3 awk
-python3 -c 'import cryptography' 2>/dev/null || { echo "http.sh: python3's cryptography package is required (apt-get install python3-cryptography)" >&2; exit 2; }
+require_signing http.sh
 find_provenance http.sh
 PROVENANCE_BIN=$BIN
 

@@ -12,13 +12,12 @@
 # Needs wrk and python3 with the cryptography package, like http.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-[[ $# -eq 2 && -x $1 && -x $2 ]] || { echo "usage: Benchmarks/metrics-scrape.sh BINARY_A BINARY_B (two executable files)" >&2; exit 2; }
-A=$(realpath "$1"); B=$(realpath "$2")
+two_builds metrics-scrape.sh "$@"
 PENDING=${PENDING:-200000}; SCRAPES=${SCRAPES:-7}
 [[ $PENDING =~ ^[0-9]+$ && $PENDING -gt 0 ]] || { echo "metrics-scrape.sh: PENDING must be a positive number, not '$PENDING'" >&2; exit 2; }
 [[ $SCRAPES =~ ^[0-9]+$ && $SCRAPES -gt 0 ]] || { echo "metrics-scrape.sh: SCRAPES must be a positive number, not '$SCRAPES'" >&2; exit 2; }
 require_tools metrics-scrape.sh wrk python3 awk curl
-python3 -c 'import cryptography' 2>/dev/null || { echo "metrics-scrape.sh: python3's cryptography package is required" >&2; exit 2; }
+require_signing metrics-scrape.sh
 PACKAGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 scratch_for_a_server

@@ -23,7 +23,7 @@ PRELOAD=${PRELOAD:-60000}; MEASURE=${MEASURE:-20000}; MODE=${MODE:-deferred}; KE
 [[ $MODE == deferred || $MODE == realtime ]] || { echo "wal-frames.sh: MODE must be deferred or realtime, not '$MODE'" >&2; exit 2; }
 require_key_kind wal-frames.sh KEYS "$KEYS"
 require_tools wal-frames.sh wrk python3 sqlite3
-python3 -c 'import cryptography' 2>/dev/null || { echo "wal-frames.sh: python3's cryptography package is required" >&2; exit 2; }
+require_signing wal-frames.sh
 find_provenance wal-frames.sh
 
 work=$(mktemp -d)
