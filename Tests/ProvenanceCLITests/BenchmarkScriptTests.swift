@@ -31,12 +31,13 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
     }
 
-    @Test func httpABWithoutTwoExecutablesPrintsItsUsage() throws {
+    @Test(arguments: ["http-ab.sh", "metrics-scrape.sh"])
+    func aScriptOfTwoBuildsWithoutTwoExecutablesPrintsItsUsage(script: String) throws {
         let scratch = try TemporaryDirectory("benchmark-refusal")
-        let result = try runProcess("/bin/bash", [Self.benchmarks.appendingPathComponent("http-ab.sh").path, "/bin/true", scratch.url.path + "/missing"],
+        let result = try runProcess("/bin/bash", [Self.benchmarks.appendingPathComponent(script).path, "/bin/true", scratch.url.path + "/missing"],
                                     in: scratch.url, environment: ["TMPDIR": scratch.url.path])
         #expect(result.status == 2)
-        #expect(result.errorLines == ["usage: Benchmarks/http-ab.sh BINARY_A BINARY_B (two executable files)"])
+        #expect(result.errorLines == ["usage: Benchmarks/\(script) BINARY_A BINARY_B (two executable files)"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
     }
 
